@@ -1,0 +1,113 @@
+"""Typed settings, read from the environment once.
+
+Runtime code calls `get_settings()`; tests build `Settings(...)` directly. SageMaker's `SM_*`
+container variables map onto `TrainingJobSettings` here and nowhere else. Endpoint URLs are not
+settings: boto3 reads `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` itself.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import names
+from contracts.names import Env
+
+
+class GatePolicy(BaseSettings):
+    """When a candidate model may replace production (DESIGN.md §5)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACET_GATE_", frozen=True)
+
+    max_mape: float = Field(0.08, description="Absolute floor: holdout MAPE must be at most this.")
+    max_rmse: float = Field(700.0, description="Absolute floor: holdout RMSE (USD) at most this.")
+    min_r2: float = Field(0.97, description="Absolute floor: holdout R^2 at least this.")
+    min_mape_improvement: float = Field(
+        0.0005,
+        description="The candidate's holdout MAPE must beat production's by at least this "
+        "(absolute, 0.0005 = 0.05 percentage points).",
+    )
+
+
+class Settings(BaseSettings):
+    """Runtime settings of the Lambdas, the API and the CLI."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    data_bucket: str = Field("", validation_alias=Env.DATA_BUCKET.value)
+    artifacts_bucket: str = Field("", validation_alias=Env.ARTIFACTS_BUCKET.value)
+    model_package_group: str = Field(
+        names.MODEL_PACKAGE_GROUP, validation_alias=Env.MODEL_PACKAGE_GROUP.value
+    )
+    production_model_param: str = Field(
+        names.PARAM_PRODUCTION_MODEL, validation_alias=Env.PRODUCTION_MODEL_PARAM.value
+    )
+    gate_param: str = Field(names.PARAM_GATE, validation_alias=Env.GATE_PARAM.value)
+    model_refresh_seconds: float = Field(
+        30.0,
+        validation_alias=Env.MODEL_REFRESH_SECONDS.value,
+        description="How often the API checks the registry for a newly approved model.",
+    )
+    max_batch_rows: int = Field(10_000, validation_alias=Env.MAX_BATCH_ROWS.value, gt=0)
+    inference_log_flush_rows: int = Field(
+        500, validation_alias=Env.INFERENCE_LOG_FLUSH_ROWS.value, gt=0
+    )
+    api_stage: str = Field(names.API_STAGE, validation_alias=Env.API_STAGE.value)
+    model_dir: Path | None = Field(
+        None,
+        validation_alias=Env.MODEL_DIR.value,
+        description="Serve this local artifact directory instead of following the registry.",
+    )
+    log_level: str = Field("INFO", validation_alias=Env.LOG_LEVEL.value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+class TrainingJobSettings(BaseSettings):
+    """The SageMaker training container contract, as environment variables with their defaults.
+
+    https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    model_dir: Path = Field(Path("/opt/ml/model"), validation_alias="SM_MODEL_DIR")
+    input_dir: Path = Field(Path("/opt/ml/input"), validation_alias="SM_INPUT_DIR")
+    input_config_dir: Path = Field(
+        Path("/opt/ml/input/config"), validation_alias="SM_INPUT_CONFIG_DIR"
+    )
+    output_dir: Path = Field(Path("/opt/ml/output"), validation_alias="SM_OUTPUT_DIR")
+    output_data_dir: Path = Field(
+        Path("/opt/ml/output/data"), validation_alias="SM_OUTPUT_DATA_DIR"
+    )
+    train_channel: Path = Field(
+        Path(f"/opt/ml/input/data/{names.TRAINING_CHANNEL_TRAIN}"),
+        validation_alias=AliasChoices(f"SM_CHANNEL_{names.TRAINING_CHANNEL_TRAIN.upper()}"),
+    )
+    holdout_channel: Path = Field(
+        Path(f"/opt/ml/input/data/{names.TRAINING_CHANNEL_HOLDOUT}"),
+        validation_alias=AliasChoices(f"SM_CHANNEL_{names.TRAINING_CHANNEL_HOLDOUT.upper()}"),
+    )
+    hps_json: str | None = Field(None, validation_alias="SM_HPS")
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    def hyperparameters(self) -> dict[str, str]:
+        """SageMaker passes every hyperparameter as a string, in SM_HPS or hyperparameters.json."""
+        raw: dict[str, Any]
+        if self.hps_json:
+            raw = json.loads(self.hps_json)
+        else:
+            path = self.input_config_dir / "hyperparameters.json"
+            raw = json.loads(path.read_text()) if path.exists() else {}
+        return {key: str(value) for key, value in raw.items()}

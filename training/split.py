@@ -1,0 +1,114 @@
+"""The frozen holdout and the validation split, both decided by each row's content hash.
+
+A row's side depends only on its values and a documented salt, never on row order, file or run:
+the same stone always lands on the same side, so exact duplicates cannot straddle the split, and a
+fresh batch that repeats a holdout row can be recognised and kept out of training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Final
+
+import pandas as pd
+
+from training.data import bucket_of, content_hash, row_hashes
+
+# The yardstick for every model, forever: changing either value changes the holdout.
+HOLDOUT_SALT: Final = "facet-holdout-v1"
+HOLDOUT_PERCENT: Final = 20
+# Model selection happens on this slice of the training rows, never on the holdout.
+VALIDATION_SALT: Final = "facet-validation-v1"
+VALIDATION_PERCENT: Final = 15
+# Recorded when the holdout was frozen (classic data, 53,917 valid rows): a test recomputes it.
+FROZEN_HOLDOUT_ROWS: Final = 10_721
+FROZEN_HOLDOUT_HASH: Final = "to-be-frozen"
+ROW_HASH_COLUMN: Final = "row_hash"
+
+
+class HoldoutLeakError(Exception):
+    """Rows of the frozen holdout were about to be used for training."""
+
+
+@dataclass(frozen=True)
+class HoldoutManifest:
+    salt: str
+    percent: int
+    rows: int
+    holdout_hash: str
+    row_hashes: frozenset[str]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "salt": self.salt,
+                "percent": self.percent,
+                "rows": self.rows,
+                "holdout_hash": self.holdout_hash,
+                "row_hashes": sorted(self.row_hashes),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> HoldoutManifest:
+        data = json.loads(text)
+        return cls(
+            data["salt"],
+            int(data["percent"]),
+            int(data["rows"]),
+            data["holdout_hash"],
+            frozenset(data["row_hashes"]),
+        )
+
+
+def with_row_hashes(frame: pd.DataFrame) -> pd.DataFrame:
+    if ROW_HASH_COLUMN in frame:
+        return frame
+    hashed = frame.copy()
+    hashed[ROW_HASH_COLUMN] = row_hashes(frame).to_numpy()
+    return hashed
+
+
+def _in_slice(hashes: pd.Series, salt: str, percent: int) -> pd.Series:
+    return pd.Series(bucket_of(hashes, salt) < percent * 100, index=hashes.index)
+
+
+def split_holdout(valid_classic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, HoldoutManifest]:
+    """Training rows, holdout rows and the holdout's manifest, from the validated classic data."""
+    hashed = with_row_hashes(valid_classic)
+    in_holdout = _in_slice(hashed[ROW_HASH_COLUMN], HOLDOUT_SALT, HOLDOUT_PERCENT)
+    holdout = hashed.loc[in_holdout].reset_index(drop=True)
+    training = hashed.loc[~in_holdout].reset_index(drop=True)
+    manifest = HoldoutManifest(
+        HOLDOUT_SALT,
+        HOLDOUT_PERCENT,
+        len(holdout),
+        content_hash(holdout[ROW_HASH_COLUMN]),
+        frozenset(holdout[ROW_HASH_COLUMN]),
+    )
+    return training, holdout, manifest
+
+
+def exclude_holdout(rows: pd.DataFrame, manifest: HoldoutManifest) -> tuple[pd.DataFrame, int]:
+    """Rows without any holdout row, and how many were removed (fresh batches may repeat a stone)."""
+    hashed = with_row_hashes(rows)
+    leaking = hashed[ROW_HASH_COLUMN].isin(manifest.row_hashes)
+    return hashed.loc[~leaking].reset_index(drop=True), int(leaking.sum())
+
+
+def assert_disjoint(training: pd.DataFrame, manifest: HoldoutManifest) -> None:
+    """The last check before fitting: no holdout row may reach training."""
+    leaked = with_row_hashes(training)[ROW_HASH_COLUMN].isin(manifest.row_hashes)
+    if leaked.any():
+        raise HoldoutLeakError(f"{int(leaked.sum())} holdout rows are in the training data")
+
+
+def split_validation(training: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit rows and validation rows carved from the training rows, for model selection."""
+    hashed = with_row_hashes(training)
+    in_validation = _in_slice(hashed[ROW_HASH_COLUMN], VALIDATION_SALT, VALIDATION_PERCENT)
+    return (
+        hashed.loc[~in_validation].reset_index(drop=True),
+        hashed.loc[in_validation].reset_index(drop=True),
+    )
