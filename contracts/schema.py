@@ -80,7 +80,9 @@ TABLE = NumericFeature(
 X = NumericFeature("x", "mm", "Length in millimetres.", 0.0, 15.0, False, 5.7)
 Y = NumericFeature("y", "mm", "Width in millimetres.", 0.0, 15.0, False, 5.71)
 Z = NumericFeature("z", "mm", "Depth in millimetres.", 0.0, 10.0, False, 3.53)
-PRICE = NumericFeature("price", "USD", "Appraised price in US dollars.", 0.0, 1_000_000.0, False, 2401)
+PRICE = NumericFeature(
+    "price", "USD", "Appraised price in US dollars.", 0.0, 1_000_000.0, False, 2401
+)
 
 NUMERIC_FEATURES: Final = (CARAT, DEPTH, TABLE, X, Y, Z)
 ORDINAL_FEATURES: Final = (CUT, COLOR, CLARITY)
@@ -117,7 +119,7 @@ def explanation_group(feature_name: str) -> str:
 
 def _field_for(feature: NumericFeature | OrdinalFeature) -> tuple[Any, Any]:
     if isinstance(feature, OrdinalFeature):
-        allowed = Literal[feature.levels]  # type: ignore[valid-type]
+        allowed = Literal[feature.levels]  # type: ignore[valid-type,name-defined]
         return (
             allowed,
             Field(
@@ -125,20 +127,23 @@ def _field_for(feature: NumericFeature | OrdinalFeature) -> tuple[Any, Any]:
                 examples=[feature.example],
             ),
         )
-    bounds: dict[str, float] = {"le": feature.maximum}
-    bounds["ge" if feature.minimum_inclusive else "gt"] = feature.minimum
+    inclusive = feature.minimum_inclusive
     return (
         float,
         Field(
-            description=f"{feature.description} Unit: {feature.unit}. Range {feature.domain_text()}.",
+            description=(
+                f"{feature.description} Unit: {feature.unit}. Range {feature.domain_text()}."
+            ),
             examples=[feature.example],
             allow_inf_nan=False,
-            **bounds,
+            ge=feature.minimum if inclusive else None,
+            gt=None if inclusive else feature.minimum,
+            le=feature.maximum,
         ),
     )
 
 
-def example_diamond() -> dict[str, float | str]:
+def example_diamond() -> dict[str, Any]:
     return {feature.name: feature.example for feature in FEATURES}
 
 

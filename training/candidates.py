@@ -48,7 +48,9 @@ def _monotone_signs(transform: FeatureTransform) -> list[int]:
     return [1 if owner in MONOTONE_INCREASING else 0 for owner in transform.column_features]
 
 
-def fit_linear(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters) -> FittedCandidate:
+def fit_linear(
+    fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
+) -> FittedCandidate:
     """Log-linear regression: log price on log size, depth, table and one-hot grades."""
     from sklearn.linear_model import LinearRegression
 
@@ -57,7 +59,9 @@ def fit_linear(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparamet
     held_back = LinearRegression().fit(transform.transform(fit), _log_price(fit))
     validation_prices = np.exp(held_back.predict(transform.transform(validation)))
     training = pd.concat([fit, validation], ignore_index=True)
-    transform = FeatureTransform.fit(training, encoding=Encoding.ONE_HOT, log_features=LOG_SIZE_FEATURES)
+    transform = FeatureTransform.fit(
+        training, encoding=Encoding.ONE_HOT, log_features=LOG_SIZE_FEATURES
+    )
     matrix = transform.transform(training)
     regression = LinearRegression().fit(matrix, _log_price(training))
     predictor = LinearPredictor(
@@ -69,7 +73,9 @@ def fit_linear(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparamet
     return FittedCandidate(model, validation_prices, time.perf_counter() - started, {})
 
 
-def fit_tree(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters) -> FittedCandidate:
+def fit_tree(
+    fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
+) -> FittedCandidate:
     """One regression tree on log price, its depth chosen on the validation rows.
 
     Not monotone-constrained: scikit-learn's constraint on a single tree cost 4-5 points of MAPE
@@ -131,7 +137,9 @@ def lightgbm_parameters(params: Hyperparameters, transform: FeatureTransform) ->
     return options
 
 
-def fit_lightgbm(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters) -> FittedCandidate:
+def fit_lightgbm(
+    fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
+) -> FittedCandidate:
     """Gradient-boosted trees on log price: rounds chosen by early stopping on the validation
     rows, then refitted on all training rows with that many rounds."""
     import lightgbm
@@ -145,12 +153,16 @@ def fit_lightgbm(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparam
         lightgbm.Dataset(transform.transform(fit), _log_price(fit), feature_name=names),
         params.lgb_max_rounds,
         valid_sets=[
-            lightgbm.Dataset(transform.transform(validation), _log_price(validation), feature_name=names)
+            lightgbm.Dataset(
+                transform.transform(validation), _log_price(validation), feature_name=names
+            )
         ],
         callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )
     rounds = max(search.best_iteration, 1)
-    validation_prices = np.exp(search.predict(transform.transform(validation), num_iteration=rounds))
+    validation_prices = np.exp(
+        search.predict(transform.transform(validation), num_iteration=rounds)
+    )
     training = pd.concat([fit, validation], ignore_index=True)
     transform = FeatureTransform.fit(training, encoding=Encoding.ORDINAL)
     booster = lightgbm.train(
@@ -161,10 +173,14 @@ def fit_lightgbm(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparam
     predictor = LightGBMPredictor(booster.model_to_string())
     hyper = {k: v for k, v in options.items() if k not in {"verbose", "num_threads"}}
     model = PriceModel(transform, predictor, {"hyperparameters": {**hyper, "rounds": rounds}})
-    return FittedCandidate(model, validation_prices, time.perf_counter() - started, {"rounds": rounds})
+    return FittedCandidate(
+        model, validation_prices, time.perf_counter() - started, {"rounds": rounds}
+    )
 
 
-def fit_mlp(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters) -> FittedCandidate:
+def fit_mlp(
+    fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
+) -> FittedCandidate:
     """A ReLU MLP in PyTorch on standardised, clipped inputs; the epoch with the best validation
     loss is kept, and its weights are exported to numpy so serving needs no torch."""
     import torch
@@ -178,7 +194,9 @@ def fit_mlp(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
     target_mean = float(_log_price(fit).mean())
     targets = torch.tensor(_log_price(fit) - target_mean, dtype=torch.float32)[:, None]
     validation_inputs = torch.tensor(transform.transform(validation), dtype=torch.float32)
-    validation_targets = torch.tensor(_log_price(validation) - target_mean, dtype=torch.float32)[:, None]
+    validation_targets = torch.tensor(_log_price(validation) - target_mean, dtype=torch.float32)[
+        :, None
+    ]
     layers: list[torch.nn.Module] = []
     width = inputs.shape[1]
     for hidden in params.mlp_hidden:
@@ -202,7 +220,9 @@ def fit_mlp(fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
         schedule.step()
         network.eval()
         with torch.no_grad():
-            validation_loss = float(torch.nn.functional.mse_loss(network(validation_inputs), validation_targets))
+            validation_loss = float(
+                torch.nn.functional.mse_loss(network(validation_inputs), validation_targets)
+            )
         if validation_loss < best_loss:
             best_loss, best_epoch = validation_loss, epoch + 1
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}

@@ -30,11 +30,14 @@ def train(
         ),
     ] = None,
     models: Annotated[
-        str, typer.Option(help="Candidates to compare: comma-separated of linear, tree, lightgbm, mlp, or all.")
+        str,
+        typer.Option(
+            help="Candidates to compare: comma-separated of linear, tree, lightgbm, mlp, or all."
+        ),
     ] = "all",
-    output: Annotated[Path, typer.Option(help="Where to write the model, leaderboard and quarantine.")] = Path(
-        "build/train"
-    ),
+    output: Annotated[
+        Path, typer.Option(help="Where to write the model, leaderboard and quarantine.")
+    ] = Path("build/train"),
 ) -> None:
     """Validate a CSV, train the candidates, evaluate them on the frozen holdout, save the best."""
     started = time.perf_counter()
@@ -46,8 +49,10 @@ def train(
     output.mkdir(parents=True, exist_ok=True)
     if data is None:
         training_rows, sources = classic.training, ["classic diamonds.csv (training split)"]
-        typer.echo(f"classic data: {classic.report.accepted_rows} valid rows, "
-                   f"{classic.report.quarantined_rows} quarantined {dict(classic.report.reasons)}")
+        typer.echo(
+            f"classic data: {classic.report.accepted_rows} valid rows, "
+            f"{classic.report.quarantined_rows} quarantined {dict(classic.report.reasons)}"
+        )
     else:
         try:
             result = validate_batch(data)
@@ -60,7 +65,8 @@ def train(
         report = result.report
         typer.echo(
             f"{data}: {report.input_rows} rows: {report.accepted_rows} accepted, "
-            f"{report.quarantined_rows} quarantined, {report.duplicate_rows} duplicates of earlier rows"
+            f"{report.quarantined_rows} quarantined, "
+            f"{report.duplicate_rows} duplicates of earlier rows"
         )
         if report.quarantined_rows:
             quarantine_path = output / "quarantine.csv"
@@ -83,9 +89,13 @@ def train(
             )
             raise typer.Exit(2)
         sources = [str(data)]
-    outcome = train_and_evaluate(training_rows, classic.holdout, params, sources=sources, progress=typer.echo)
+    outcome = train_and_evaluate(
+        training_rows, classic.holdout, params, sources=sources, progress=typer.echo
+    )
     outcome.save(output / "model", output)
     typer.echo("")
     typer.echo((output / "leaderboard.md").read_text())
-    typer.echo(f"model: {output / 'model'}  (dataset {outcome.dataset_hash[:12]}, "
-               f"{time.perf_counter() - started:.1f} s)")
+    typer.echo(
+        f"model: {output / 'model'}  (dataset {outcome.dataset_hash[:12]}, "
+        f"{time.perf_counter() - started:.1f} s)"
+    )

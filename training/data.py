@@ -62,11 +62,12 @@ def canonical_rows(frame: pd.DataFrame) -> pd.Series:
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values):
             # repr of a float64 is the shortest text that round-trips, so "55" and "55.0" agree.
-            parts.append(values.astype("float64").map(repr))
+            parts.append(values.astype("float64").map(repr).astype(str))
         else:
             parts.append(values.astype(str))
-    joined = parts[0].str.cat(parts[1:], sep="|")
-    return joined
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=str)
+    return parts[0].str.cat(parts[1:], sep="|")
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.Series:

@@ -1,4 +1,4 @@
-"""One evaluation for every model: holdout metrics overall and per price decile, and a leaderboard."""
+"""One evaluation for every model: holdout metrics, overall and per price decile; a leaderboard."""
 
 from __future__ import annotations
 

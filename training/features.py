@@ -20,7 +20,9 @@ Columns = Mapping[str, Sequence[Any] | np.ndarray]
 
 class Encoding(StrEnum):
     ORDINAL = "ordinal"  # grades as their rank: what trees want, and monotone constraints need
-    ONE_HOT = "one_hot"  # grades as indicator columns (first level dropped): what linear models want
+    ONE_HOT = (
+        "one_hot"  # grades as indicator columns (first level dropped): what linear models want
+    )
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,12 @@ class FeatureTransform:
         log_features: Sequence[str] = (),
         standardize: bool = False,
     ) -> FeatureTransform:
-        lower = {f.name: float(np.min(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES}
-        upper = {f.name: float(np.max(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES}
+        lower = {
+            f.name: float(np.min(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES
+        }
+        upper = {
+            f.name: float(np.max(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES
+        }
         names, owners = _layout(encoding, tuple(log_features))
         unscaled = cls(encoding, tuple(log_features), lower, upper, names, owners)
         if not standardize:
@@ -89,7 +95,9 @@ class FeatureTransform:
             matrix = (matrix - np.asarray(self.mean)) / np.asarray(self.scale)
         return matrix
 
-    def _encode_ordinal(self, feature: OrdinalFeature, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    def _encode_ordinal(
+        self, feature: OrdinalFeature, values: Sequence[Any] | np.ndarray
+    ) -> np.ndarray:
         ranks = {level: rank for rank, level in enumerate(feature.levels)}
         codes = np.fromiter((ranks[value] for value in values), dtype=np.int64, count=len(values))
         if self.encoding is Encoding.ORDINAL:
@@ -116,7 +124,9 @@ class FeatureTransform:
         )
 
 
-def _layout(encoding: Encoding, log_features: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _layout(
+    encoding: Encoding, log_features: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     names: list[str] = []
     owners: list[str] = []
     for feature in FEATURES:

@@ -84,7 +84,8 @@ def parse_hyperparameters(raw: dict[str, str]) -> Hyperparameters:
     unknown = [m for m in params.models if m not in CANDIDATES]
     if unknown or not params.models:
         raise HyperparameterError(
-            f"hyperparameter models={','.join(params.models)!r}: choose from {', '.join(CANDIDATES)} or all"
+            f"hyperparameter models={','.join(params.models)!r}: "
+            f"choose from {', '.join(CANDIDATES)} or all"
         )
     positive = {
         "lgb_learning_rate": params.lgb_learning_rate,

@@ -30,7 +30,8 @@ class ArtifactError(Exception):
 
 
 class Predictor(Protocol):
-    family: str
+    @property
+    def family(self) -> str: ...
 
     def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(base per row, contribution per row and input column), in log-price space."""
@@ -295,7 +296,7 @@ def _sha256(path: Path) -> str:
 
 
 def load_model(directory: Path) -> PriceModel:
-    """Load an artifact directory, refusing one that is incomplete, altered or for another schema."""
+    """Load an artifact directory; refuse one that is incomplete, altered or for another schema."""
     metadata_path = directory / METADATA_FILE
     if not metadata_path.exists():
         raise ArtifactError(f"{directory}: no {METADATA_FILE}; not a Facet model artifact")
@@ -306,7 +307,9 @@ def load_model(directory: Path) -> PriceModel:
             f"this code serves schema version {SCHEMA_VERSION}"
         )
     if metadata.get("artifact_format") != ARTIFACT_FORMAT:
-        raise ArtifactError(f"{directory}: unknown artifact format {metadata.get('artifact_format')}")
+        raise ArtifactError(
+            f"{directory}: unknown artifact format {metadata.get('artifact_format')}"
+        )
     for name, expected in metadata.get("files", {}).items():
         if not (directory / name).exists():
             raise ArtifactError(f"{directory}: {name} is missing")

@@ -21,9 +21,9 @@ HOLDOUT_PERCENT: Final = 20
 # Model selection happens on this slice of the training rows, never on the holdout.
 VALIDATION_SALT: Final = "facet-validation-v1"
 VALIDATION_PERCENT: Final = 15
-# Recorded when the holdout was frozen (classic data, 53,917 valid rows): a test recomputes it.
-FROZEN_HOLDOUT_ROWS: Final = 10_721
-FROZEN_HOLDOUT_HASH: Final = "to-be-frozen"
+# Recorded when the holdout was frozen (classic data, 53,917 valid rows); a test recomputes both.
+FROZEN_HOLDOUT_ROWS: Final = 10_724
+FROZEN_HOLDOUT_HASH: Final = "702c047c2f951581fa843fde9b08b7fa9845f349783b130b1409be56defb797a"
 ROW_HASH_COLUMN: Final = "row_hash"
 
 
@@ -74,7 +74,9 @@ def _in_slice(hashes: pd.Series, salt: str, percent: int) -> pd.Series:
     return pd.Series(bucket_of(hashes, salt) < percent * 100, index=hashes.index)
 
 
-def split_holdout(valid_classic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, HoldoutManifest]:
+def split_holdout(
+    valid_classic: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, HoldoutManifest]:
     """Training rows, holdout rows and the holdout's manifest, from the validated classic data."""
     hashed = with_row_hashes(valid_classic)
     in_holdout = _in_slice(hashed[ROW_HASH_COLUMN], HOLDOUT_SALT, HOLDOUT_PERCENT)
@@ -91,7 +93,7 @@ def split_holdout(valid_classic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def exclude_holdout(rows: pd.DataFrame, manifest: HoldoutManifest) -> tuple[pd.DataFrame, int]:
-    """Rows without any holdout row, and how many were removed (fresh batches may repeat a stone)."""
+    """Rows minus any holdout row, and how many went (a fresh batch may repeat a stone)."""
     hashed = with_row_hashes(rows)
     leaking = hashed[ROW_HASH_COLUMN].isin(manifest.row_hashes)
     return hashed.loc[~leaking].reset_index(drop=True), int(leaking.sum())

@@ -112,12 +112,15 @@ def train_and_evaluate(
         fitted = FITTERS[family](fit, validation, params)
         holdout_metrics = regression_metrics(holdout_prices, fitted.model.predict(holdout))
         validation_metrics = regression_metrics(validation_prices, fitted.validation_prices)
-        entries.append(LeaderboardEntry(family, validation_metrics, holdout_metrics, fitted.fit_seconds))
+        entries.append(
+            LeaderboardEntry(family, validation_metrics, holdout_metrics, fitted.fit_seconds)
+        )
         fitted_models[family] = fitted.model
         validation_predictions[family] = fitted.validation_prices
         progress(
             f"  {family}: validation MAPE {validation_metrics.mape:.2%}, holdout MAPE "
-            f"{holdout_metrics.mape:.2%}, RMSE {holdout_metrics.rmse:.0f}, R² {holdout_metrics.r2:.4f} "
+            f"{holdout_metrics.mape:.2%}, RMSE {holdout_metrics.rmse:.0f}, "
+            f"R² {holdout_metrics.r2:.4f} "
             f"({fitted.fit_seconds:.1f} s)"
         )
     best = min(entries, key=lambda e: e.validation.mape)

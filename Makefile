@@ -1,0 +1,36 @@
+# Facet: the three commands a newcomer needs are `make setup`, `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: setup demo test lint bench notebook clean
+
+setup: ## Create .venv with every dependency set (torch is the CPU build on this machine's disk).
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[serving,training,torch,emulation,infra,dev]"
+
+demo: ## The main job: train, evaluate and explain on this machine.
+	$(BIN)/facet train
+
+test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failure here.
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts training
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training
+
+bench: ## Measured targets, printed (not tests).
+	$(BIN)/python benchmarks/training_core.py
+
+notebook: ## Rebuild the notebook from its source and execute it, refreshing docs/figures.
+	$(BIN)/python docs/notebooks/build_notebook.py
+	$(BIN)/jupyter nbconvert --execute --to notebook --inplace docs/notebooks/model_development.ipynb
+	$(BIN)/python -c "import nbformat, sys; nb = nbformat.read(sys.argv[1], 4); [c.update(outputs=[], execution_count=None) for c in nb.cells if c.cell_type == 'code']; nbformat.write(nb, sys.argv[1])" docs/notebooks/model_development.ipynb
+
+clean:
+	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache

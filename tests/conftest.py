@@ -1,0 +1,42 @@
+"""Shared fixtures: the classic split and one trained model per family, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.hyperparameters import parse_hyperparameters
+from training.predict import PriceModel, load_model
+from training.train import ClassicSplit, prepare_classic, train_and_evaluate
+
+
+@pytest.fixture(scope="session")
+def classic() -> ClassicSplit:
+    return prepare_classic()
+
+
+@pytest.fixture(scope="session")
+def trained_models(
+    classic: ClassicSplit, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, PriceModel]:
+    """Every candidate family, trained on the classic training rows, saved and loaded back."""
+    models: dict[str, PriceModel] = {}
+    for family in ("linear", "tree", "lightgbm", "mlp"):
+        params = parse_hyperparameters({"models": family, "mlp_epochs": "25"})
+        outcome = train_and_evaluate(classic.training, classic.holdout, params)
+        directory = tmp_path_factory.mktemp(f"model-{family}")
+        outcome.save(directory)
+        models[family] = load_model(directory)
+    return models
+
+
+@pytest.fixture(scope="session")
+def default_model(
+    classic: ClassicSplit, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PriceModel, Path]:
+    """The model the pipeline trains by default (default hyperparameters), and its directory."""
+    outcome = train_and_evaluate(classic.training, classic.holdout, parse_hyperparameters({}))
+    directory = tmp_path_factory.mktemp("model-default")
+    outcome.save(directory)
+    return load_model(directory), directory

@@ -1,0 +1,90 @@
+"""Expectations on the shipped classic data and the frozen holdout."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.data import (
+    CLASSIC_DATA_PATH,
+    CLASSIC_DATA_ROWS,
+    DataIntegrityError,
+    load_classic,
+    read_classic_bytes,
+)
+from training.split import (
+    FROZEN_HOLDOUT_HASH,
+    FROZEN_HOLDOUT_ROWS,
+    ROW_HASH_COLUMN,
+    HoldoutLeakError,
+    assert_disjoint,
+    exclude_holdout,
+    split_validation,
+)
+from training.train import ClassicSplit
+
+
+def test_classic_data_checksum_verified_on_load() -> None:
+    assert len(load_classic()) == CLASSIC_DATA_ROWS
+
+
+def test_classic_data_altered_file_refused(tmp_path: Path) -> None:
+    altered = read_classic_bytes().replace(b"326", b"327", 1)
+    path = tmp_path / "diamonds.csv.gz"
+    path.write_bytes(gzip.compress(altered))
+    with pytest.raises(DataIntegrityError, match="sha256"):
+        read_classic_bytes(path)
+
+
+def test_classic_data_quarantines_only_impossible_stones(classic: ClassicSplit) -> None:
+    # 20 stones with a zero dimension and 3 with a y or z typo (58.9, 31.8, 31.8 mm).
+    assert classic.report.quarantined_rows == 23
+    assert classic.report.reasons == {"zero_dimension": 20, "out_of_range": 3}
+    assert classic.report.accepted_rows + classic.report.quarantined_rows == CLASSIC_DATA_ROWS
+
+
+def test_holdout_is_frozen(classic: ClassicSplit) -> None:
+    assert classic.manifest.rows == FROZEN_HOLDOUT_ROWS
+    assert classic.manifest.holdout_hash == FROZEN_HOLDOUT_HASH
+
+
+def test_holdout_and_training_partition_the_valid_rows(classic: ClassicSplit) -> None:
+    assert len(classic.training) + len(classic.holdout) == classic.report.accepted_rows
+    overlap = set(classic.training[ROW_HASH_COLUMN]) & set(classic.holdout[ROW_HASH_COLUMN])
+    assert overlap == set()
+
+
+def test_holdout_row_never_reaches_training(classic: ClassicSplit) -> None:
+    # GIVEN a fresh batch that repeats 50 holdout stones among new ones
+    batch = pd.concat([classic.training.head(200), classic.holdout.head(50)], ignore_index=True)
+    # WHEN holdout rows are excluded, THEN exactly those 50 go and the rest stay
+    kept, removed = exclude_holdout(batch, classic.manifest)
+    assert removed == 50
+    assert len(kept) == 200
+    assert_disjoint(kept, classic.manifest)
+    # AND training on the unfiltered batch is refused
+    with pytest.raises(HoldoutLeakError, match="50 holdout rows"):
+        assert_disjoint(batch, classic.manifest)
+
+
+def test_validation_split_is_carved_from_training_only(classic: ClassicSplit) -> None:
+    fit, validation = split_validation(classic.training)
+    assert len(fit) + len(validation) == len(classic.training)
+    assert 0.12 < len(validation) / len(classic.training) < 0.18
+    assert not set(validation[ROW_HASH_COLUMN]) & classic.manifest.row_hashes
+
+
+def test_row_hash_ignores_number_spelling() -> None:
+    from training.data import row_hashes
+
+    a = pd.DataFrame({"carat": [0.5], "table": [55.0]})
+    b = pd.DataFrame({"carat": [0.50], "table": [55]})
+    assert row_hashes(a).iloc[0] == row_hashes(b).iloc[0]
+
+
+def test_shipped_file_is_where_the_docs_say() -> None:
+    assert CLASSIC_DATA_PATH.name == "diamonds.csv.gz"
+    assert (CLASSIC_DATA_PATH.parent / "README.md").exists()

@@ -1,0 +1,110 @@
+"""The training entry point under the SageMaker container contract, run as its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.predict import load_model
+from training.train import ClassicSplit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def container_layout(
+    root: Path, classic: ClassicSplit, hyperparameters: dict[str, str], train_rows: int = 4000
+) -> dict[str, str]:
+    """/opt/ml as SageMaker lays it out, under `root`, and the SM_* variables it sets."""
+    train_dir = root / "input" / "data" / "train"
+    holdout_dir = root / "input" / "data" / "holdout"
+    config = root / "input" / "config"
+    for directory in (train_dir, holdout_dir, config, root / "model", root / "output"):
+        directory.mkdir(parents=True, exist_ok=True)
+    classic.training.drop(columns=["row_hash"]).head(train_rows).to_csv(
+        train_dir / "part-0.csv", index=False
+    )
+    classic.holdout.drop(columns=["row_hash"]).to_csv(holdout_dir / "holdout.csv", index=False)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"train": {"ContentType": "text/csv"}, "holdout": {"ContentType": "text/csv"}})
+    )
+    return {
+        **os.environ,
+        "SM_MODEL_DIR": str(root / "model"),
+        "SM_INPUT_DIR": str(root / "input"),
+        "SM_INPUT_CONFIG_DIR": str(config),
+        "SM_OUTPUT_DIR": str(root / "output"),
+        "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
+        "SM_CHANNEL_TRAIN": str(train_dir),
+        "SM_CHANNEL_HOLDOUT": str(holdout_dir),
+    }
+
+
+def run_entry(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training.sagemaker_entry"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_entry_point_writes_artifact_and_metric_lines(
+    tmp_path: Path, classic: ClassicSplit
+) -> None:
+    env = container_layout(
+        tmp_path, classic, {"models": "linear,lightgbm", "lgb_max_rounds": "200"}
+    )
+    completed = run_entry(env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "facet-metric holdout_mape=" in completed.stdout
+    assert "facet-metric validation_rmse=" in completed.stdout
+    model = load_model(tmp_path / "model")
+    assert model.metadata["training_rows"] == 4000
+    assert model.metadata["dataset_sources"] == ["part-0.csv"]
+    assert (tmp_path / "output" / "data" / "leaderboard.json").exists()
+    assert not (tmp_path / "output" / "failure").exists()
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "reason"),
+    [
+        ({"lgb_num_leaves": "many"}, "hyperparameter lgb_num_leaves='many' is not a valid int"),
+        ({"learning_rate_typo": "0.1"}, "unknown hyperparameter 'learning_rate_typo'"),
+        ({"models": "xgboost"}, "choose from linear, tree, lightgbm, mlp"),
+    ],
+)
+def test_entry_point_bad_hyperparameter_writes_failure_file(
+    tmp_path: Path, classic: ClassicSplit, hyperparameters: dict[str, str], reason: str
+) -> None:
+    completed = run_entry(container_layout(tmp_path, classic, hyperparameters, train_rows=200))
+    assert completed.returncode == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert reason in failure
+    assert len(failure) <= 1024
+
+
+def test_entry_point_missing_channel_fails_clearly(tmp_path: Path, classic: ClassicSplit) -> None:
+    env = container_layout(tmp_path, classic, {})
+    env["SM_CHANNEL_TRAIN"] = str(tmp_path / "nowhere")
+    completed = run_entry(env)
+    assert completed.returncode == 1
+    assert "channel 'train' not found" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_entry_point_reads_sm_hps_as_sagemaker_sets_it(
+    tmp_path: Path, classic: ClassicSplit
+) -> None:
+    env = container_layout(tmp_path, classic, {"models": "tree"})
+    env["SM_HPS"] = json.dumps({"models": "linear"})  # the toolkit's JSON of the same values
+    completed = run_entry(env)
+    assert completed.returncode == 0, completed.stderr
+    assert load_model(tmp_path / "model").family == "linear"
