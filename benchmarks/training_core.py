@@ -129,7 +129,7 @@ def main() -> None:
                 "import sys\n"
                 "class Absent:\n"
                 "    def find_spec(self, name, path=None, target=None):\n"
-                "        if name.split('.')[0] in {'pandas', 'sklearn', 'torch', 'pyarrow', 'dask'}:\n"
+                "        if name.split('.')[0] in {'pandas', 'sklearn', 'torch', 'pyarrow'}:\n"
                 "            raise ImportError(name)\n"
                 "sys.meta_path.insert(0, Absent())\n"
                 "from pathlib import Path\n"

@@ -67,7 +67,7 @@ def canonical_rows(frame: pd.DataFrame) -> pd.Series:
             parts.append(values.astype(str))
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=str)
-    return parts[0].str.cat(parts[1:], sep="|")
+    return parts[0].str.cat(parts[1:], sep="|")  # type: ignore[arg-type]
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.Series:

@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from contracts.schema import FEATURES, NUMERIC_FEATURES, ORDINAL_FEATURES, OrdinalFeature
 
-Columns = Mapping[str, Sequence[Any] | np.ndarray]
+
+class Columns(Protocol):
+    """Anything that gives a column by feature name: a dict of lists, or a pandas DataFrame."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 class Encoding(StrEnum):

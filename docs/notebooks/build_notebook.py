@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from contracts.schema import CLARITY, COLOR, CUT, LABELLED_COLUMNS
+from contracts.schema import CLARITY, COLOR, CUT
 from training.data import load_classic
 from training.explain import explain
 from training.hyperparameters import parse_hyperparameters
@@ -138,7 +138,7 @@ summary.reindex(CUT.levels)""",
     (
         "code",
         """fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-for ax, grade in zip(axes, (CUT, COLOR, CLARITY)):
+for ax, grade in zip(axes, (CUT, COLOR, CLARITY), strict=True):
     per_carat = (data["price"] / data["carat"]).groupby(data[grade.name]).median().reindex(grade.levels)
     ax.bar(per_carat.index, per_carat.values)
     ax.set_title(f"median price per carat by {grade.name}")
@@ -342,7 +342,7 @@ multiply back to the price exactly (tested on every holdout row).""",
         """examples = classic.holdout.sample(3, random_state=3).reset_index(drop=True)
 explanations = explain(outcome.model, examples)
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-for ax, explanation, (_, stone) in zip(axes, explanations, examples.iterrows()):
+for ax, explanation, (_, stone) in zip(axes, explanations, examples.iterrows(), strict=True):
     factors = explanation.factors
     ax.barh([f.name for f in factors][::-1], [f.effect_usd_percent for f in factors][::-1])
     ax.axvline(0, color="k")
