@@ -58,24 +58,6 @@ STATE_MACHINE: Final = "facet-training-pipeline"
 ASL_FILE: Final = "training_pipeline.asl.json"
 
 
-class Step(StrEnum):
-    """Pipeline step Lambdas: each value is the handler function's name and the Lambda's suffix."""
-
-    VALIDATE = "validate_batch"
-    BUILD_DATASET = "build_dataset"
-    EVALUATE = "evaluate_model"
-    REGISTER = "register_model"
-    DEPLOY = "deploy_model"
-    RECORD_FAILURE = "record_failure"
-
-    def function_name(self) -> str:
-        return f"{PROJECT}-{self.value.replace('_', '-')}"
-
-    def asl_placeholder(self) -> str:
-        """The `${...}` substitution key of this Lambda's ARN in the ASL file."""
-        return f"{self.name.title().replace('_', '')}FunctionArn"
-
-
 SERVING_FUNCTION: Final = f"{PROJECT}-serving-api"
 API_NAME: Final = f"{PROJECT}-price-api"
 API_STAGE: Final = "prod"
@@ -92,7 +74,6 @@ LOCAL_TRIGGER_QUEUE: Final = f"{PROJECT}-pipeline-triggers"
 # SSM parameters.
 PARAM_PREFIX: Final = f"/{PROJECT}"
 PARAM_PRODUCTION_MODEL: Final = f"{PARAM_PREFIX}/production-model-package"
-PARAM_GATE: Final = f"{PARAM_PREFIX}/gate"
 
 
 class Env(StrEnum):
@@ -102,14 +83,98 @@ class Env(StrEnum):
     ARTIFACTS_BUCKET = "FACET_ARTIFACTS_BUCKET"
     MODEL_PACKAGE_GROUP = "FACET_MODEL_PACKAGE_GROUP"
     PRODUCTION_MODEL_PARAM = "FACET_PRODUCTION_MODEL_PARAM"
-    GATE_PARAM = "FACET_GATE_PARAM"
     MODEL_REFRESH_SECONDS = "FACET_MODEL_REFRESH_SECONDS"
     MAX_BATCH_ROWS = "FACET_MAX_BATCH_ROWS"
     INFERENCE_LOG_FLUSH_ROWS = "FACET_INFERENCE_LOG_FLUSH_ROWS"
     API_STAGE = "FACET_API_STAGE"
     MODEL_DIR = "FACET_MODEL_DIR"
     LOG_LEVEL = "FACET_LOG_LEVEL"
+    TRAINING_POLL_SECONDS = "FACET_TRAINING_POLL_SECONDS"
+    TRAINING_MAX_SECONDS = "FACET_TRAINING_MAX_SECONDS"
+    TRAINING_MODELS = "FACET_TRAINING_MODELS"
+    TRAINING_HYPERPARAMETERS = "FACET_TRAINING_HYPERPARAMETERS"
+    SERVING_IMAGE = "FACET_SERVING_IMAGE"
+    TRAINING_SOURCE_S3_URI = "FACET_TRAINING_SOURCE_S3_URI"
+    STATE_MACHINE_ARN = "FACET_STATE_MACHINE_ARN"
 
 
 # CloudWatch.
 METRIC_NAMESPACE: Final = "Facet"
+
+
+class AslSubstitution(StrEnum):
+    """Every `${...}` placeholder of the ASL file; infra and the emulation fill them all."""
+
+    VALIDATE_FUNCTION_ARN = "ValidateBatchFunctionArn"
+    CHECK_DRIFT_FUNCTION_ARN = "CheckDriftFunctionArn"
+    BUILD_DATASET_FUNCTION_ARN = "BuildDatasetFunctionArn"
+    EVALUATE_FUNCTION_ARN = "EvaluateModelFunctionArn"
+    REGISTER_FUNCTION_ARN = "RegisterModelFunctionArn"
+    DEPLOY_FUNCTION_ARN = "DeployModelFunctionArn"
+    REPORT_FUNCTION_ARN = "WriteReportFunctionArn"
+    RECORD_FAILURE_FUNCTION_ARN = "RecordFailureFunctionArn"
+    TRAINING_IMAGE = "TrainingImage"
+    TRAINING_ROLE_ARN = "SageMakerRoleArn"
+    TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+    TRAINING_OUTPUT_S3_URI = "TrainingOutputS3Uri"
+
+
+# What the pipeline Lambdas are, by step: the value is the handler function in pipeline.handlers.
+STEP_FUNCTIONS: Final = {
+    AslSubstitution.VALIDATE_FUNCTION_ARN: "validate_batch",
+    AslSubstitution.CHECK_DRIFT_FUNCTION_ARN: "check_drift",
+    AslSubstitution.BUILD_DATASET_FUNCTION_ARN: "build_dataset",
+    AslSubstitution.EVALUATE_FUNCTION_ARN: "evaluate_model",
+    AslSubstitution.REGISTER_FUNCTION_ARN: "register_model",
+    AslSubstitution.DEPLOY_FUNCTION_ARN: "deploy_model",
+    AslSubstitution.REPORT_FUNCTION_ARN: "write_report",
+    AslSubstitution.RECORD_FAILURE_FUNCTION_ARN: "record_failure",
+}
+PIPELINE_HANDLER_MODULE: Final = "pipeline.handlers"
+# The packages each deployable's code is made of (dependencies come from a layer or image).
+PIPELINE_CODE_PACKAGES: Final = ("contracts", "training", "pipeline")
+SERVING_CODE_PACKAGES: Final = ("contracts", "training", "serving")
+TRAINING_CODE_PACKAGES: Final = ("contracts", "training")
+TRAINING_ENTRY_SCRIPT: Final = "train_entry.py"
+SERVING_HANDLER: Final = "serving.handler.handler"
+
+
+def step_function_name(handler: str) -> str:
+    return f"{PROJECT}-{handler.replace('_', '-')}"
+
+
+class PackageMetadata(StrEnum):
+    """Keys of a model package's CustomerMetadataProperties in the Model Registry."""
+
+    ARTIFACT_SHA256 = "artifact_sha256"
+    DATASET_HASH = "dataset_hash"
+    HOLDOUT_HASH = "holdout_hash"
+    CODE_VERSION = "code_version"
+    SCHEMA_VERSION = "schema_version"
+    MODEL_FAMILY = "model_family"
+    HOLDOUT_MAPE = "holdout_mape"
+    HOLDOUT_RMSE = "holdout_rmse"
+    HOLDOUT_R2 = "holdout_r2"
+    DECISION = "decision"
+    REASON = "reason"
+    RETRAIN_REASON = "retrain_reason"
+    EXECUTION = "execution"
+    TRAINING_JOB = "training_job"
+    APPROVED_AT = "approved_at"
+
+
+# The S3 "Object Created" event, reduced to what the pipeline needs. The cloud rule and the local
+# queue target use this same transformer, so the state machine sees the same input from both.
+RAW_BATCH_EVENT_PATHS: Final = {
+    "bucket": "$.detail.bucket.name",
+    "key": "$.detail.object.key",
+    "etag": "$.detail.object.etag",
+    "time": "$.time",
+}
+# Placeholders inside quotes: AWS accepts both forms, moto 5.2.5 only inserts text verbatim.
+RAW_BATCH_EVENT_TEMPLATE: Final = (
+    '{"trigger": "s3", "bucket": "<bucket>", "key": "<key>", "etag": "<etag>", '
+    '"event_time": "<time>"}'
+)
+SCHEDULE_EVENT_INPUT: Final = '{"trigger": "schedule"}'
+DRIFT_SCHEDULE_EXPRESSION: Final = "rate(1 day)"

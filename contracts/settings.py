@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     production_model_param: str = Field(
         names.PARAM_PRODUCTION_MODEL, validation_alias=Env.PRODUCTION_MODEL_PARAM.value
     )
-    gate_param: str = Field(names.PARAM_GATE, validation_alias=Env.GATE_PARAM.value)
     model_refresh_seconds: float = Field(
         30.0,
         validation_alias=Env.MODEL_REFRESH_SECONDS.value,
@@ -64,6 +63,38 @@ class Settings(BaseSettings):
         description="Serve this local artifact directory instead of following the registry.",
     )
     log_level: str = Field("INFO", validation_alias=Env.LOG_LEVEL.value)
+    training_poll_seconds: int = Field(
+        30,
+        validation_alias=Env.TRAINING_POLL_SECONDS.value,
+        gt=0,
+        description="Seconds the pipeline waits between training-job status checks.",
+    )
+    training_max_seconds: int = Field(
+        3600,
+        validation_alias=Env.TRAINING_MAX_SECONDS.value,
+        gt=0,
+        description="A training job running longer is stopped by SageMaker and the run fails.",
+    )
+    training_models: str = Field(
+        "linear,tree,lightgbm",
+        validation_alias=Env.TRAINING_MODELS.value,
+        description="Candidates the training job compares (see training.hyperparameters).",
+    )
+    training_hyperparameters: str = Field(
+        "{}",
+        validation_alias=Env.TRAINING_HYPERPARAMETERS.value,
+        description="JSON object of extra training hyperparameters (strings).",
+    )
+    serving_image: str = Field(
+        "facet-serving:local",
+        validation_alias=Env.SERVING_IMAGE.value,
+        description="Container image recorded in each model package's inference specification.",
+    )
+    state_machine_arn: str = Field("", validation_alias=Env.STATE_MACHINE_ARN.value)
+    training_source_s3_uri: str = Field(
+        "", validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
+        description="s3:// URI of the training code tarball run by the framework container.",
+    )
 
 
 @lru_cache(maxsize=1)

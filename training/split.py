@@ -114,3 +114,19 @@ def split_validation(training: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         hashed.loc[~in_validation].reset_index(drop=True),
         hashed.loc[in_validation].reset_index(drop=True),
     )
+
+
+# The local demo starts from an archive of past appraisals and replays the rest of the training
+# rows as fresh batches, so each batch brings stones the model has not seen.
+ARCHIVE_SALT: Final = "facet-archive-v1"
+ARCHIVE_PERCENT: Final = 60
+
+
+def split_archive(training: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(archive, future): the training rows the demo seeds the lake with, and those it replays."""
+    hashed = with_row_hashes(training)
+    in_archive = _in_slice(hashed[ROW_HASH_COLUMN], ARCHIVE_SALT, ARCHIVE_PERCENT)
+    return (
+        hashed.loc[in_archive].reset_index(drop=True),
+        hashed.loc[~in_archive].reset_index(drop=True),
+    )

@@ -1,0 +1,154 @@
+"""The SageMaker Model Registry as Facet uses it.
+
+Every trained model becomes a model package in one group. Production is the Approved package
+approved most recently (its `approved_at`): approving an earlier version is a rollback, and serving
+follows without any code or configuration change. Status updates always re-send the package's
+metadata and description, because UpdateModelPackage replaces what it is not given (seen on moto).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from contracts.names import PackageMetadata
+
+
+class ApprovalStatus(StrEnum):
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    PENDING = "PendingManualApproval"
+
+
+class RegistryError(Exception):
+    """The registry does not hold what was asked for."""
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    arn: str
+    version: int
+    status: str
+    created_at: dt.datetime
+    description: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    model_data_url: str = ""
+
+    @property
+    def approved_at(self) -> str:
+        return self.metadata.get(PackageMetadata.APPROVED_AT, "")
+
+    @property
+    def artifact_sha256(self) -> str:
+        return self.metadata.get(PackageMetadata.ARTIFACT_SHA256, "")
+
+    def metric(self, name: PackageMetadata) -> float | None:
+        value = self.metadata.get(name)
+        return float(value) if value not in (None, "") else None
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def ensure_group(client: Any, group: str, description: str = "Facet diamond price models") -> None:
+    try:
+        client.describe_model_package_group(ModelPackageGroupName=group)
+    except client.exceptions.ClientError:
+        client.create_model_package_group(
+            ModelPackageGroupName=group, ModelPackageGroupDescription=description
+        )
+
+
+def _record(described: dict[str, Any]) -> PackageRecord:
+    containers = described.get("InferenceSpecification", {}).get("Containers", [])
+    return PackageRecord(
+        arn=described["ModelPackageArn"],
+        version=int(described.get("ModelPackageVersion", 0)),
+        status=described.get("ModelApprovalStatus", ""),
+        created_at=described["CreationTime"],
+        description=described.get("ApprovalDescription", ""),
+        metadata=dict(described.get("CustomerMetadataProperties", {})),
+        model_data_url=containers[0].get("ModelDataUrl", "") if containers else "",
+    )
+
+
+def list_packages(client: Any, group: str) -> list[PackageRecord]:
+    """Every package of the group, oldest first, with its metadata."""
+    arns: list[str] = []
+    kwargs: dict[str, Any] = {"ModelPackageGroupName": group, "SortBy": "CreationTime"}
+    while True:
+        page = client.list_model_packages(**kwargs)
+        arns += [summary["ModelPackageArn"] for summary in page["ModelPackageSummaryList"]]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    records = [_record(client.describe_model_package(ModelPackageName=arn)) for arn in arns]
+    return sorted(records, key=lambda r: r.version)
+
+
+def production(records: list[PackageRecord]) -> PackageRecord | None:
+    """The Approved package approved most recently, or None: an empty registry is a valid start."""
+    approved = [r for r in records if r.status == ApprovalStatus.APPROVED]
+    if not approved:
+        return None
+    return max(approved, key=lambda r: (r.approved_at, r.version))
+
+
+def find_version(records: list[PackageRecord], version: int) -> PackageRecord:
+    for record in records:
+        if record.version == version:
+            return record
+    known = ", ".join(str(r.version) for r in records) or "none"
+    raise RegistryError(f"no model version {version} in the registry (versions: {known})")
+
+
+def register(
+    client: Any,
+    group: str,
+    *,
+    model_data_url: str,
+    image: str,
+    metadata: dict[str, str],
+    description: str,
+    metrics_s3_uri: str | None = None,
+) -> PackageRecord:
+    """Create a package awaiting its decision (PendingManualApproval) and return it."""
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": description[:1000],
+        "InferenceSpecification": {
+            "Containers": [{"Image": image, "ModelDataUrl": model_data_url}],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        "ModelApprovalStatus": ApprovalStatus.PENDING.value,
+        "CustomerMetadataProperties": metadata,
+    }
+    if metrics_s3_uri:
+        request["ModelMetrics"] = {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": metrics_s3_uri}
+            }
+        }
+    arn = client.create_model_package(**request)["ModelPackageArn"]
+    return _record(client.describe_model_package(ModelPackageName=arn))
+
+
+def set_status(
+    client: Any, record: PackageRecord, status: ApprovalStatus, reason: str
+) -> PackageRecord:
+    """Approve or reject a package with a reason a person understands."""
+    metadata = dict(record.metadata)
+    metadata[PackageMetadata.REASON] = reason[:256]
+    if status is ApprovalStatus.APPROVED:
+        metadata[PackageMetadata.APPROVED_AT] = now_iso()
+    client.update_model_package(
+        ModelPackageArn=record.arn,
+        ModelApprovalStatus=status.value,
+        ApprovalDescription=reason[:1000],
+        CustomerMetadataProperties=metadata,
+    )
+    return _record(client.describe_model_package(ModelPackageName=record.arn))
