@@ -176,5 +176,19 @@ RAW_BATCH_EVENT_TEMPLATE: Final = (
     '{"trigger": "s3", "bucket": "<bucket>", "key": "<key>", "etag": "<etag>", '
     '"event_time": "<time>"}'
 )
+
+
+def raw_object_event_pattern(bucket: str) -> dict[str, object]:
+    """EventBridge pattern of a new object under raw/ in the data lake (S3 "Object Created")."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket]},
+            "object": {"key": [{"prefix": Zone.RAW.prefix()}]},
+        },
+    }
+
+
 SCHEDULE_EVENT_INPUT: Final = '{"trigger": "schedule"}'
 DRIFT_SCHEDULE_EXPRESSION: Final = "rate(1 day)"

@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     )
     state_machine_arn: str = Field("", validation_alias=Env.STATE_MACHINE_ARN.value)
     training_source_s3_uri: str = Field(
-        "", validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
+        "",
+        validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
         description="s3:// URI of the training code tarball run by the framework container.",
     )
 

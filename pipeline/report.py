@@ -114,7 +114,7 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     run = state.get("run", {})
     lines = [f"# Facet pipeline run `{run.get('execution', '?')}`", ""]
-    lines += [f"Started {run.get('started_at', '?')}. **{outcome_line(state)}**", ""]
+    lines += [f"**{outcome_line(state)}**", ""]
     files = ["report.md", "run.json"]
 
     validation = state.get("validation") or {}

@@ -1,0 +1,216 @@
+"""The embedded AWS emulator: moto's server on 127.0.0.1 with local compute plugged in.
+
+moto is the control plane (S3, SSM, EventBridge, SQS, IAM, Step Functions, SageMaker). Two seams
+add the compute it does not run here (DESIGN.md §3):
+  - `LambdaFunction._invoke_lambda`: runs the function's handler (lambda_executor);
+  - `SageMakerModelBackend.create_training_job`: runs the training container contract
+    (training_runner) in a thread and drives the job's status, metrics and failure reason.
+moto is pinned (5.2.5); tests/integration/test_moto_seams.py fails loudly if a seam moves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+
+from local_emulation.lambda_executor import Invocation, LambdaExecutor
+from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
+
+log = logging.getLogger("facet.emulation")
+REGION: Final = "us-east-1"
+CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+MOTO_CONFIG: Final = {
+    "lambda": {"use_docker": True},
+    "stepfunctions": {"execute_state_machine": True},
+}
+# Short timeouts and few retries: when the emulator goes away, callers fail fast and clearly.
+CLIENT_CONFIG: Final = Config(
+    connect_timeout=3, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"}
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def aws_environment() -> dict[str, str]:
+    """What local compute passes on to handlers: region, credentials and every endpoint variable."""
+    environment = {"AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION)}
+    environment["AWS_REGION"] = environment["AWS_DEFAULT_REGION"]
+    for name, value in os.environ.items():
+        if name.startswith("AWS_ENDPOINT_URL") or name in CREDENTIALS:
+            environment[name] = value
+    return environment
+
+
+@dataclass
+class Seams:
+    """The two patched moto methods and what they delegate to."""
+
+    executor: LambdaExecutor
+    runner: TrainingRunner
+    originals: dict[str, Any]
+
+    def uninstall(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+        from moto.sagemaker.models import SageMakerModelBackend
+
+        LambdaFunction._invoke_lambda = self.originals["invoke"]  # type: ignore[method-assign]
+        SageMakerModelBackend.create_training_job = self.originals["create_training_job"]  # type: ignore[method-assign]
+
+
+def install_seams(work_dir: Path) -> Seams:
+    from moto.awslambda.models import LambdaFunction
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    executor = LambdaExecutor(work_dir, aws_environment())
+    runner = TrainingRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
+    originals = {
+        "invoke": LambdaFunction._invoke_lambda,
+        "create_training_job": SageMakerModelBackend.create_training_job,
+    }
+
+    def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        executor.aws_environment = aws_environment()
+        invocation = Invocation(
+            function_name=self.function_name,
+            function_arn=self.function_arn,
+            handler=self.handler,
+            code=self.code_bytes,
+            environment=dict(self.environment_vars or {}),
+            timeout_seconds=float(self.timeout or 3),
+            memory_mb=int(self.memory_size or 128),
+        )
+        result = executor.invoke(invocation, event if event is not None else {})
+        self.logs_backend.ensure_log_group(self.logs_group_name)
+        self.save_logs(result.logs or "(no output)")
+        return result.payload, result.is_error, result.logs
+
+    def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
+        algorithm = kwargs.get("algorithm_specification") or {}
+        # moto overwrites MetricDefinitions with a fixture of its own; keep the caller's.
+        definitions = copy.deepcopy(algorithm.get("MetricDefinitions", []))
+        job = originals["create_training_job"](self, training_job_name, **kwargs)
+        job.algorithm_specification["MetricDefinitions"] = definitions
+        job.training_end_time = None
+        job.final_metric_data_list = []
+        job.secondary_status = "Starting"
+        job.training_job_status = "InProgress"
+        spec = JobSpec(
+            name=training_job_name,
+            hyperparameters={k: str(v) for k, v in (kwargs.get("hyper_parameters") or {}).items()},
+            input_data_config=kwargs.get("input_data_config") or [],
+            output_path=(kwargs.get("output_data_config") or {})["S3OutputPath"],
+            max_runtime_seconds=int(
+                (kwargs.get("stopping_condition") or {}).get("MaxRuntimeInSeconds", 3600)
+            ),
+            metric_definitions=definitions,
+            instance_type=(kwargs.get("resource_config") or {}).get("InstanceType", "ml.m5.large"),
+        )
+
+        def report(outcome: JobOutcome) -> None:
+            job.final_metric_data_list = outcome.final_metrics
+            job.failure_reason = outcome.failure_reason
+            if outcome.model_artifact:
+                job.model_artifacts = {"S3ModelArtifacts": outcome.model_artifact}
+            job.training_end_time = dt.datetime.now(dt.UTC)
+            job.secondary_status = outcome.secondary_status
+            job.training_job_status = outcome.status  # last: the pipeline polls on this field
+
+        runner.start(spec, report)
+        return job
+
+    LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
+    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign]
+    return Seams(executor, runner, originals)
+
+
+class EmbeddedEmulator:
+    """moto in a thread of this process on 127.0.0.1, with the compute seams installed."""
+
+    def __init__(self, port: int | None = None, work_dir: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="facet-emulator-"))
+        self._server: Any = None
+        self.seams: Seams | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    def _set_environment(self) -> None:
+        values = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
+            # moto's Step Functions engine calls other services at localhost:$MOTO_PORT.
+            "MOTO_PORT": str(self.port),
+            **CREDENTIALS,
+        }
+        for name, value in values.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def start(self) -> EmbeddedEmulator:
+        from moto.server import ThreadedMotoServer
+
+        self._set_environment()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/config",
+            data=json.dumps(MOTO_CONFIG).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+        self.seams = install_seams(self.work_dir)
+        log.info("embedded AWS emulator (moto) at %s", self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        if self.seams is not None:
+            self.seams.runner.wait(timeout=120)
+            self.seams.uninstall()
+            self.seams = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
+
+    def __enter__(self) -> EmbeddedEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def emulator_or_external(port: int | None = None) -> Iterator[str]:
+    """An endpoint to use: `AWS_ENDPOINT_URL` if the user points at one, else an embedded moto."""
+    external = os.environ.get("AWS_ENDPOINT_URL")
+    if external:
+        log.info("using the AWS endpoint at %s (AWS_ENDPOINT_URL); starting nothing", external)
+        yield external
+        return
+    with EmbeddedEmulator(port) as emulator:
+        yield emulator.endpoint

@@ -1,0 +1,307 @@
+"""Create in the emulator the resources the CDK app declares, from the same names and files.
+
+Idempotent: running it against an emulator that already has them changes nothing but code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+import boto3
+
+from contracts.names import (
+    HOLDOUT_KEY,
+    HOLDOUT_MANIFEST_KEY,
+    LAMBDA_EXECUTION_ROLE,
+    LOCAL_TRIGGER_QUEUE,
+    MODEL_PACKAGE_GROUP,
+    PARAM_PRODUCTION_MODEL,
+    PIPELINE_CODE_PACKAGES,
+    PIPELINE_HANDLER_MODULE,
+    PROJECT,
+    RAW_OBJECT_RULE,
+    raw_object_event_pattern,
+    REFERENCE_DATASET_KEY,
+    SAGEMAKER_EXECUTION_ROLE,
+    STATE_MACHINE,
+    STATES_EXECUTION_ROLE,
+    STEP_FUNCTIONS,
+    TRAINING_CODE_KEY,
+    TRAINING_OUTPUT_PREFIX,
+    AslSubstitution,
+    BucketRole,
+    Env,
+    step_function_name,
+)
+from local_emulation.emulator import CLIENT_CONFIG
+from local_emulation.packaging import lambda_zip, training_source_tarball
+from pipeline.definition import substitute
+from training.registry import ensure_group
+from training.split import split_archive
+from training.train import prepare_classic
+
+log = logging.getLogger("facet.emulation.provision")
+LAMBDA_RUNTIME: Final = "python3.12"
+PIPELINE_LAMBDA_TIMEOUT: Final = 300
+PIPELINE_LAMBDA_MEMORY: Final = 2048
+LOCAL_TRAINING_IMAGE: Final = "local/facet-training:framework"
+LOCAL_INSTANCE_TYPE: Final = "ml.m5.large"
+_ASSUME: Final = {
+    "lambda": "lambda.amazonaws.com",
+    "sagemaker": "sagemaker.amazonaws.com",
+    "states": "states.amazonaws.com",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where everything is, for the CLI and the tests."""
+
+    account: str
+    region: str
+    data_bucket: str
+    artifacts_bucket: str
+    state_machine_arn: str
+    trigger_queue_url: str
+    model_package_group: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def bucket_name(role: BucketRole, account: str, region: str) -> str:
+    return f"{PROJECT}-{role.value}-{account}-{region}"
+
+
+def deployment_names(account: str, region: str) -> Deployment:
+    return Deployment(
+        account=account,
+        region=region,
+        data_bucket=bucket_name(BucketRole.DATA_LAKE, account, region),
+        artifacts_bucket=bucket_name(BucketRole.ARTIFACTS, account, region),
+        state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}",
+        trigger_queue_url="",
+        model_package_group=MODEL_PACKAGE_GROUP,
+    )
+
+
+def client(service: str) -> Any:
+    return boto3.client(service, config=CLIENT_CONFIG)
+
+
+def _role(iam: Any, name: str, service: str) -> str:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": _ASSUME[service]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        return str(
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(document))["Role"][
+                "Arn"
+            ]
+        )
+
+
+def _bucket(s3: Any, name: str, region: str) -> None:
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _object_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        return False
+    return True
+
+
+def seed_lake(s3: Any, bucket: str, *, archive_only: bool) -> dict[str, int]:
+    """The reference data and the frozen holdout in curated/ (unless already there)."""
+    if _object_exists(s3, bucket, REFERENCE_DATASET_KEY) and _object_exists(
+        s3, bucket, HOLDOUT_MANIFEST_KEY
+    ):
+        return {}
+    classic = prepare_classic()
+    reference = split_archive(classic.training)[0] if archive_only else classic.training
+    drop = ["row_hash"]
+    buffer = io.BytesIO()
+    reference.drop(columns=drop).to_csv(
+        buffer, index=False, compression={"method": "gzip", "mtime": 0}
+    )
+    s3.put_object(Bucket=bucket, Key=REFERENCE_DATASET_KEY, Body=buffer.getvalue())
+    s3.put_object(
+        Bucket=bucket,
+        Key=HOLDOUT_KEY,
+        Body=classic.holdout.drop(columns=drop).to_csv(index=False).encode(),
+    )
+    s3.put_object(Bucket=bucket, Key=HOLDOUT_MANIFEST_KEY, Body=classic.manifest.to_json().encode())
+    return {"reference_rows": len(reference), "holdout_rows": len(classic.holdout)}
+
+
+def pipeline_environment(
+    deployment: Deployment, *, poll_seconds: int, models: str, hyperparameters: dict[str, str]
+) -> dict[str, str]:
+    return {
+        Env.DATA_BUCKET.value: deployment.data_bucket,
+        Env.ARTIFACTS_BUCKET.value: deployment.artifacts_bucket,
+        Env.MODEL_PACKAGE_GROUP.value: deployment.model_package_group,
+        Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
+        Env.TRAINING_POLL_SECONDS.value: str(poll_seconds),
+        Env.TRAINING_MAX_SECONDS.value: "900",
+        Env.TRAINING_MODELS.value: models,
+        Env.TRAINING_HYPERPARAMETERS.value: json.dumps(hyperparameters),
+        Env.TRAINING_SOURCE_S3_URI.value: f"s3://{deployment.artifacts_bucket}/{TRAINING_CODE_KEY}",
+        Env.STATE_MACHINE_ARN.value: deployment.state_machine_arn,
+    }
+
+
+def _function(
+    lam: Any,
+    name: str,
+    handler: str,
+    role: str,
+    code: bytes,
+    environment: dict[str, str],
+    timeout: int,
+    memory: int,
+) -> str:
+    try:
+        lam.get_function(FunctionName=name)
+        lam.update_function_code(FunctionName=name, ZipFile=code)
+        arn = lam.update_function_configuration(
+            FunctionName=name,
+            Environment={"Variables": environment},
+            Timeout=timeout,
+            MemorySize=memory,
+        )["FunctionArn"]
+    except lam.exceptions.ResourceNotFoundException:
+        arn = lam.create_function(
+            FunctionName=name,
+            Runtime=LAMBDA_RUNTIME,
+            Role=role,
+            Handler=handler,
+            Code={"ZipFile": code},
+            Timeout=timeout,
+            MemorySize=memory,
+            Environment={"Variables": environment},
+            Architectures=["x86_64"],
+        )["FunctionArn"]
+    return str(arn)
+
+
+def provision(
+    *,
+    archive_only: bool = True,
+    poll_seconds: int = 2,
+    models: str = "linear,tree,lightgbm",
+    hyperparameters: dict[str, str] | None = None,
+) -> Deployment:
+    """Everything the pipeline needs, in the emulator the environment points at."""
+    sts = client("sts")
+    account = sts.get_caller_identity()["Account"]
+    region = boto3.session.Session().region_name or "us-east-1"
+    names = deployment_names(account, region)
+    iam, s3, lam = client("iam"), client("s3"), client("lambda")
+    roles = {
+        "lambda": _role(iam, LAMBDA_EXECUTION_ROLE, "lambda"),
+        "sagemaker": _role(iam, SAGEMAKER_EXECUTION_ROLE, "sagemaker"),
+        "states": _role(iam, STATES_EXECUTION_ROLE, "states"),
+    }
+    for bucket in (names.data_bucket, names.artifacts_bucket):
+        _bucket(s3, bucket, region)
+    s3.put_bucket_notification_configuration(
+        Bucket=names.data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    seeded = seed_lake(s3, names.data_bucket, archive_only=archive_only)
+    if seeded:
+        log.info("seeded the lake: %s", seeded)
+    s3.put_object(
+        Bucket=names.artifacts_bucket, Key=TRAINING_CODE_KEY, Body=training_source_tarball()
+    )
+    ensure_group(client("sagemaker"), names.model_package_group)
+    ssm = client("ssm")
+    try:
+        ssm.get_parameter(Name=PARAM_PRODUCTION_MODEL)
+    except ssm.exceptions.ParameterNotFound:
+        ssm.put_parameter(
+            Name=PARAM_PRODUCTION_MODEL, Value=json.dumps({"arn": None}), Type="String"
+        )
+
+    environment = pipeline_environment(
+        names, poll_seconds=poll_seconds, models=models, hyperparameters=hyperparameters or {}
+    )
+    code = lambda_zip(PIPELINE_CODE_PACKAGES)
+    substitutions: dict[str, str] = {}
+    for placeholder, handler in STEP_FUNCTIONS.items():
+        substitutions[placeholder.value] = _function(
+            lam,
+            step_function_name(handler),
+            f"{PIPELINE_HANDLER_MODULE}.{handler}",
+            roles["lambda"],
+            code,
+            environment,
+            PIPELINE_LAMBDA_TIMEOUT,
+            PIPELINE_LAMBDA_MEMORY,
+        )
+    substitutions |= {
+        AslSubstitution.TRAINING_IMAGE.value: LOCAL_TRAINING_IMAGE,
+        AslSubstitution.TRAINING_ROLE_ARN.value: roles["sagemaker"],
+        AslSubstitution.TRAINING_INSTANCE_TYPE.value: LOCAL_INSTANCE_TYPE,
+        AslSubstitution.TRAINING_OUTPUT_S3_URI.value: f"s3://{names.artifacts_bucket}/{TRAINING_OUTPUT_PREFIX.rstrip('/')}",
+    }
+    sfn = client("stepfunctions")
+    definition = substitute(substitutions)
+    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    if STATE_MACHINE in existing:
+        sfn.update_state_machine(
+            stateMachineArn=existing[STATE_MACHINE], definition=definition, roleArn=roles["states"]
+        )
+        state_machine_arn = existing[STATE_MACHINE]
+    else:
+        state_machine_arn = sfn.create_state_machine(
+            name=STATE_MACHINE, definition=definition, roleArn=roles["states"]
+        )["stateMachineArn"]
+
+    sqs, events = client("sqs"), client("events")
+    queue_url = sqs.create_queue(QueueName=LOCAL_TRIGGER_QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name=RAW_OBJECT_RULE,
+        EventPattern=json.dumps(raw_object_event_pattern(names.data_bucket)),
+        State="ENABLED",
+    )
+    # The cloud rule targets the state machine with RAW_BATCH_EVENT_TEMPLATE. moto 5.2.5 cannot
+    # deliver to a Step Functions target (NotImplementedError, which also stops delivery to the
+    # targets after it), so the local rule feeds a queue and `triggers.drain` starts executions,
+    # applying the same input transformer (moto skips transformers for S3-originated events).
+    events.put_targets(
+        Rule=RAW_OBJECT_RULE, Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn}]
+    )
+    return Deployment(
+        account,
+        region,
+        names.data_bucket,
+        names.artifacts_bucket,
+        state_machine_arn,
+        queue_url,
+        names.model_package_group,
+    )

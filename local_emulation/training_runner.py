@@ -1,0 +1,238 @@
+"""The SageMaker training compute the emulator lacks, honouring the container contract.
+
+For a created training job: download each input channel's S3 prefix to
+/opt/ml/input/data/<channel>/ (under a temporary root), write hyperparameters.json (strings),
+inputdataconfig.json and resourceconfig.json, fetch the code named by `sagemaker_submit_directory`
+as a framework container does, run `sagemaker_program` with the SM_* variables, tar /opt/ml/model
+to <S3OutputPath>/<job>/output/model.tar.gz, and report status, metrics and failure reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger("facet.emulation.training")
+FAILURE_REASON_LIMIT: Final = 1024
+
+
+class TrainingJobError(Exception):
+    """The job could not be run (bad input configuration, missing code); becomes FailureReason."""
+
+
+@dataclass
+class JobSpec:
+    name: str
+    hyperparameters: dict[str, str]
+    input_data_config: list[dict[str, Any]]
+    output_path: str
+    max_runtime_seconds: int
+    metric_definitions: list[dict[str, str]]
+    instance_type: str = "ml.m5.large"
+
+
+@dataclass
+class JobOutcome:
+    status: str
+    secondary_status: str
+    failure_reason: str | None = None
+    model_artifact: str | None = None
+    final_metrics: list[dict[str, Any]] = field(default_factory=list)
+    log_text: str = ""
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    match = re.match(r"^s3://([^/]+)/?(.*)$", uri)
+    if not match:
+        raise TrainingJobError(f"not an s3:// URI: {uri}")
+    return match.group(1), match.group(2)
+
+
+def parse_metrics(text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The last value each metric definition's regex captured, as SageMaker's FinalMetricDataList."""
+    now = dt.datetime.now(dt.UTC)
+    metrics = []
+    for definition in definitions:
+        values = re.findall(definition["Regex"], text)
+        if values:
+            metrics.append(
+                {"MetricName": definition["Name"], "Value": float(values[-1]), "Timestamp": now}
+            )
+    return metrics
+
+
+class TrainingRunner:
+    """Runs jobs in threads; `s3_client` reaches the lake wherever it is (moto or LocalStack)."""
+
+    def __init__(
+        self, work_dir: Path, s3_client: Callable[[], Any], python: str = sys.executable
+    ) -> None:
+        self.work_dir = work_dir
+        self.s3_client = s3_client
+        self.python = python
+        self.threads: list[threading.Thread] = []
+
+    def start(self, spec: JobSpec, report: Callable[[JobOutcome], None]) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._run_and_report,
+            args=(spec, report),
+            name=f"training-{spec.name}",
+            daemon=True,
+        )
+        self.threads.append(thread)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float = 600) -> None:
+        for thread in list(self.threads):
+            thread.join(timeout)
+
+    def _run_and_report(self, spec: JobSpec, report: Callable[[JobOutcome], None]) -> None:
+        try:
+            outcome = self.run(spec)
+        except Exception as error:  # any failure of the runner itself fails the job, visibly
+            log.exception("training job %s could not run", spec.name)
+            outcome = JobOutcome("Failed", "Failed", f"ClientError: {error}"[:FAILURE_REASON_LIMIT])
+        report(outcome)
+
+    def _download_channel(self, channel: dict[str, Any], target: Path) -> None:
+        source = channel["DataSource"]["S3DataSource"]
+        bucket, prefix = _split_s3(source["S3Uri"])
+        s3 = self.s3_client()
+        found = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :].lstrip("/") or Path(item["Key"]).name
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, item["Key"], str(destination))
+                found += 1
+        if not found:
+            raise TrainingJobError(
+                f"channel {channel['ChannelName']}: no objects under {source['S3Uri']}"
+            )
+
+    def _fetch_code(self, submit_directory: str, target: Path) -> None:
+        if submit_directory.startswith("s3://"):
+            bucket, key = _split_s3(submit_directory)
+            body = self.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+                archive.extractall(target, filter="data")
+        else:
+            shutil.copytree(submit_directory, target, dirs_exist_ok=True)
+
+    def run(self, spec: JobSpec) -> JobOutcome:
+        root = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=self.work_dir)) / "opt" / "ml"
+        data_dir, config_dir = root / "input" / "data", root / "input" / "config"
+        model_dir, output_dir, code_dir = root / "model", root / "output", root / "code"
+        for directory in (data_dir, config_dir, model_dir, output_dir / "data", code_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        channels = {}
+        for channel in spec.input_data_config:
+            name = channel["ChannelName"]
+            self._download_channel(channel, data_dir / name)
+            channels[name] = {
+                "ContentType": channel.get("ContentType", ""),
+                "TrainingInputMode": "File",
+            }
+        (config_dir / "hyperparameters.json").write_text(json.dumps(spec.hyperparameters))
+        (config_dir / "inputdataconfig.json").write_text(json.dumps(channels))
+        (config_dir / "resourceconfig.json").write_text(
+            json.dumps(
+                {
+                    "current_host": "algo-1",
+                    "hosts": ["algo-1"],
+                    "current_instance_type": spec.instance_type,
+                }
+            )
+        )
+        program = spec.hyperparameters.get("sagemaker_program")
+        submit = spec.hyperparameters.get("sagemaker_submit_directory")
+        if not program or not submit:
+            raise TrainingJobError(
+                "hyperparameters sagemaker_program and sagemaker_submit_directory are required"
+            )
+        self._fetch_code(submit, code_dir)
+        if not (code_dir / program).exists():
+            raise TrainingJobError(f"entry point {program} not found in {submit}")
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_INPUT_DIR": str(root / "input"),
+            "SM_INPUT_CONFIG_DIR": str(config_dir),
+            "SM_OUTPUT_DIR": str(output_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_dir / "data"),
+            "SM_HPS": json.dumps(spec.hyperparameters),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_MODULE_DIR": submit,
+            "SM_USER_ENTRY_POINT": program,
+            "SM_NUM_CPUS": "2",
+            "SM_NUM_GPUS": "0",
+            "PYTHONPATH": str(code_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+        environment |= {f"SM_CHANNEL_{name.upper()}": str(data_dir / name) for name in channels}
+        started = dt.datetime.now()
+        try:
+            completed = subprocess.run(
+                [self.python, program],
+                cwd=code_dir,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=spec.max_runtime_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            text = str(expired.stdout or "") + str(expired.stderr or "")
+            return JobOutcome("Stopped", "MaxRuntimeExceeded", None, log_text=text)
+        text = completed.stdout + completed.stderr
+        (self.work_dir / f"{spec.name}.log").write_text(text)
+        log.info(
+            "training job %s exited %s after %.1f s",
+            spec.name,
+            completed.returncode,
+            (dt.datetime.now() - started).total_seconds(),
+        )
+        metrics = parse_metrics(completed.stdout, spec.metric_definitions)
+        if completed.returncode != 0:
+            failure = output_dir / "failure"
+            reason = failure.read_text().strip() if failure.exists() else ""
+            reason = reason or f"AlgorithmError: training exited with code {completed.returncode}"
+            return JobOutcome(
+                "Failed",
+                "Failed",
+                reason[:FAILURE_REASON_LIMIT],
+                final_metrics=metrics,
+                log_text=text,
+            )
+        artifact = self._upload_model(spec, model_dir)
+        return JobOutcome("Completed", "Completed", None, artifact, metrics, text)
+
+    def _upload_model(self, spec: JobSpec, model_dir: Path) -> str:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for path in sorted(model_dir.rglob("*")):
+                if path.is_file():
+                    archive.add(path, arcname=path.relative_to(model_dir).as_posix())
+        bucket, prefix = _split_s3(spec.output_path)
+        key = "/".join(
+            part for part in (prefix.rstrip("/"), spec.name, "output", "model.tar.gz") if part
+        )
+        self.s3_client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{bucket}/{key}"
