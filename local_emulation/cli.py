@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, step_function_name
+from local_emulation.provision import client
+from local_emulation.session import EmulatorGoneError, Session, open_session
+from local_emulation.simulate import Change, make_batches
+from local_emulation.triggers import ExecutionResult, start
+from pipeline.lake import batch_stamp
+from training import registry
 from training.cli import train
 
 app = typer.Typer(
@@ -11,15 +27,318 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+pipeline_app = typer.Typer(help="Run the training pipeline.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+REPORTS_DIR = Path("build/reports")
+DEFAULT_PORT = 5599
 
 
 @app.callback()
-def facet() -> None:
+def facet(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what the emulator does.")
+    ] = False,
+) -> None:
     """Facet: a diamond-pricing model on AWS, run end to end on this machine."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    if not verbose:
+        for noisy in ("werkzeug", "moto", "botocore"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 app.command("train")(train)
 
 
+def _progress(started: float) -> Callable[[str, str], None]:
+    def show(execution: str, state: str) -> None:
+        typer.echo(f"  {time.monotonic() - started:6.1f} s  {execution}: {state}")
+
+    return show
+
+
+def _summarize(result: ExecutionResult) -> str:
+    if result.status != "SUCCEEDED":
+        return f"{result.status}: {result.error}: {result.cause}"
+    output = result.output or {}
+    report = output.get("report") or {}
+    return str(report.get("outcome") or "succeeded")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _run_batches(
+    session: Session, paths: list[tuple[Path, str]], started: float
+) -> list[ExecutionResult]:
+    results = []
+    for path, name in paths:
+        key = session.land_batch(path, name)
+        typer.echo(f"landed s3://{session.deployment.data_bucket}/{key}")
+        for result in session.run_triggers(_progress(started)):
+            typer.echo(f"  => {_summarize(result)}  ({result.seconds:.1f} s)")
+            local = session.download_report(result.name, REPORTS_DIR)
+            typer.echo(f"     report: {local / 'report.md'}")
+            results.append(result)
+    return results
+
+
+def print_models(session: Session) -> None:
+    records = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
+    current = registry.production(records)
+    if not records:
+        typer.echo("The registry is empty: no model has been trained yet.")
+    else:
+        typer.echo(
+            f"{'ver':>3}  {'status':<22} {'MAPE':>6} {'RMSE':>5} {'R²':>6}  {'dataset':<12} reason"
+        )
+        for record in records:
+            mape = record.metric(registry.PackageMetadata.HOLDOUT_MAPE)
+            rmse = record.metric(registry.PackageMetadata.HOLDOUT_RMSE)
+            r2 = record.metric(registry.PackageMetadata.HOLDOUT_R2)
+            status = record.status + (
+                " (production)" if current and record.arn == current.arn else ""
+            )
+            typer.echo(
+                f"{record.version:>3}  {status:<22} {mape or 0:>6.2%} {rmse or 0:>5.0f} {r2 or 0:>6.4f}  "
+                f"{record.metadata.get('dataset_hash', '')[:12]:<12} {record.description or record.metadata.get('reason', '')}"
+            )
+    failed = client("stepfunctions").list_executions(
+        stateMachineArn=session.deployment.state_machine_arn, statusFilter="FAILED"
+    )["executions"]
+    if failed:
+        typer.echo("\nFailed runs (production unchanged):")
+        for execution in failed[:10]:
+            described = client("stepfunctions").describe_execution(
+                executionArn=execution["executionArn"]
+            )
+            typer.echo(f"  {execution['name']}: {described.get('error')}: {described.get('cause')}")
+
+
+def _guard(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except EmulatorGoneError as error:
+        _fail(str(error), code=3)
+    except registry.RegistryError as error:
+        _fail(str(error))
+    return None
+
+
+def _wait_for_interrupt(message: str) -> None:
+    typer.echo(message)
+    stop = {"now": False}
+
+    def interrupt(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    batches: Annotated[
+        int, typer.Option(help="Fresh batches to land after the first (max 3).")
+    ] = 3,
+    rows: Annotated[int, typer.Option(help="Stones per batch.")] = 5000,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running/--exit", help="Keep the emulator up afterwards.")
+    ] = True,
+    port: Annotated[
+        int, typer.Option(help="Port of the embedded emulator on 127.0.0.1.")
+    ] = DEFAULT_PORT,
+) -> None:
+    """The whole system locally: emulator, resources, fresh batches, pipeline runs, registry."""
+    started = time.monotonic()
+    changes = [Change.NONE, Change.NONE, Change.PRICES, Change.SHUFFLE][: batches + 1]
+    labels = {
+        Change.NONE: "fresh appraisals",
+        Change.PRICES: "prices +15% (market drift)",
+        Change.SHUFFLE: "prices shuffled (corrupt)",
+    }
+
+    def run() -> None:
+        with open_session(port=port, record=True, fresh=True) as session:
+            typer.echo(
+                f"AWS emulator (moto) at {session.endpoint}; resources provisioned "
+                f"({time.monotonic() - started:.1f} s)"
+            )
+            directory = Path("build/batches")
+            plan = make_batches(len(changes), rows=rows, changes=changes)
+            for index, batch in enumerate(plan):
+                typer.echo(
+                    f"\nbatch {index + 1}/{len(plan)}: {batch.name} — {labels[batch.change]}"
+                )
+                _run_batches(session, [(batch.write(directory), batch.name)], started)
+                if index == 0:
+                    typer.echo(
+                        f"  first production model after {time.monotonic() - started:.1f} s from a cold start"
+                    )
+            typer.echo("\nModel registry:")
+            print_models(session)
+            typer.echo(
+                f"\nReports: {REPORTS_DIR}/  ·  demo took {time.monotonic() - started:.1f} s"
+            )
+            if keep_running:
+                _wait_for_interrupt(
+                    f"\nThe emulator stays up. In another terminal:\n"
+                    f"  .venv/bin/facet models\n  .venv/bin/facet rollback 1\n"
+                    f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
+                    f"(they find it through .facet/endpoint.json). Ctrl-C to stop."
+                )
+
+    _guard(run)
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = DEFAULT_PORT,
+) -> None:
+    """Run the embedded emulator (moto + local compute) with Facet's resources until Ctrl-C."""
+
+    def run() -> None:
+        with open_session(port=port, record=True, fresh=True) as session:
+            _wait_for_interrupt(
+                f"AWS emulator at {session.endpoint} with Facet provisioned.\n"
+                f"Other commands find it via .facet/endpoint.json, or: export AWS_ENDPOINT_URL={session.endpoint}"
+            )
+
+    _guard(run)
+
+
+@app.command()
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(help="CSV of appraisals to land in raw/.", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Land a batch in raw/ (as an upload would) and run the pipeline it triggers."""
+    started = time.monotonic()
+    name = (
+        file.name
+        if batch_stamp(file.name) in file.name and file.name.startswith("diamonds_raw_")
+        else (RAW_BATCH_PATTERN.format(stamp=time.strftime("%Y%m%dT%H%M%S", time.gmtime())))
+    )
+
+    def run() -> None:
+        with open_session() as session:
+            _run_batches(session, [(file, name)], started)
+
+    _guard(run)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    force: Annotated[bool, typer.Option(help="Retrain even if no drift is found.")] = False,
+) -> None:
+    """Start a run as the daily schedule does: check drift, retrain if the data moved."""
+    started = time.monotonic()
+
+    def run() -> None:
+        with open_session() as session:
+            arn = start(
+                client("stepfunctions"),
+                session.deployment.state_machine_arn,
+                {"trigger": "schedule", "force": force},
+            )
+            result = session.wait(arn, _progress(started))
+            typer.echo(f"  => {_summarize(result)}")
+            typer.echo(
+                f"     report: {session.download_report(result.name, REPORTS_DIR) / 'report.md'}"
+            )
+
+    _guard(run)
+
+
+@app.command()
+def models() -> None:
+    """The registry: every version, its status, metrics, dataset, and why it was (not) promoted."""
+    _guard(lambda: _with_session(print_models))
+
+
+def _with_session(action: Callable[[Session], None]) -> None:
+    with open_session(provision_resources=False) as session:
+        action(session)
+
+
+@app.command()
+def rollback(
+    version: Annotated[int, typer.Argument(help="The model version to make production again.")],
+) -> None:
+    """Approve an earlier version again; serving follows the latest approved one."""
+
+    def run(session: Session) -> None:
+        sagemaker = client("sagemaker")
+        records = registry.list_packages(sagemaker, session.deployment.model_package_group)
+        target = registry.find_version(records, version)
+        current = registry.production(records)
+        reason = f"Rollback to v{version} requested by the operator" + (
+            f" (was v{current.version})" if current else ""
+        )
+        approved = registry.set_status(sagemaker, target, registry.ApprovalStatus.APPROVED, reason)
+        # In the cloud the registry's approval event invokes the deploy function; do the same here.
+        event = {
+            "detail-type": "SageMaker Model Package State Change",
+            "detail": {"ModelPackageArn": approved.arn},
+        }
+        deploy = step_function_name(
+            STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
+        )
+        response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
+        if response.get("FunctionError"):
+            _fail(f"deploy function failed: {response['Payload'].read().decode()}")
+        typer.echo(f"v{version} is production again. {reason}.")
+        print_models(session)
+
+    _guard(lambda: _with_session(run))
+
+
+@app.command()
+def simulate(
+    batches: Annotated[int, typer.Option(help="How many batches.")] = 3,
+    rows: Annotated[int, typer.Option(help="Stones per batch.")] = 5000,
+    drift: Annotated[
+        Change,
+        typer.Option(
+            help="Change every batch: prices (+15%), sizes (larger stones), shuffle (corrupt prices), none."
+        ),
+    ] = Change.NONE,
+    output: Annotated[Path, typer.Option(help="Directory for the CSV files.")] = Path(
+        "build/batches"
+    ),
+    start_index: Annotated[
+        int, typer.Option(help="Index of the first batch (dates follow it).")
+    ] = 0,
+    land: Annotated[
+        bool, typer.Option("--ingest", help="Also land each batch and run the pipeline.")
+    ] = False,
+) -> None:
+    """Write deterministic dated batches diamonds_raw_YYYYMMDDTHHMMSS.csv (optionally drifted)."""
+    plan = make_batches(batches, rows=rows, changes=[drift] * batches, start=start_index)
+    paths = [(batch.write(output), batch.name) for batch in plan]
+    for path, _ in paths:
+        typer.echo(str(path))
+    if land:
+        started = time.monotonic()
+
+        def run() -> None:
+            with open_session() as session:
+                _run_batches(session, paths, started)
+
+        _guard(run)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

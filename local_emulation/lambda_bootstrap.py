@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 import uuid
+from pathlib import Path
 
 
 class LambdaContext:
@@ -57,8 +58,7 @@ def main() -> int:
             },
         }
         traceback.print_exc()
-    with open(result_file, "w") as handle:
-        json.dump(outcome, handle, default=str)
+    Path(result_file).write_text(json.dumps(outcome, default=str))
     return 0
 
 

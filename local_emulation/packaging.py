@@ -18,7 +18,18 @@ from contracts.names import TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
 
 REPO: Final = Path(__file__).resolve().parents[1]
 _SKIPPED: Final = ("__pycache__", ".pyc")
-TRAINING_REQUIREMENTS: Final = "numpy>=2.0,<3\npandas>=2.2,<4\npyarrow>=16\nscikit-learn==1.9.1\nlightgbm==4.7.0\npydantic>=2.7,<3\npydantic-settings>=2.3,<3\n"
+TRAINING_REQUIREMENTS: Final = "\n".join(
+    [
+        "numpy>=2.0,<3",
+        "pandas>=2.2,<4",
+        "pyarrow>=16",
+        "scikit-learn==1.9.1",
+        "lightgbm==4.7.0",
+        "pydantic>=2.7,<3",
+        "pydantic-settings>=2.3,<3",
+        "",
+    ]
+)
 TRAINING_ENTRY: Final = (
     '"""SageMaker framework-container entry point (sagemaker_program)."""\n'
     "import sys\n\n"
@@ -51,7 +62,7 @@ def lambda_zip(packages: Iterable[str]) -> bytes:
 
 
 def training_source_tarball() -> bytes:
-    """sourcedir.tar.gz for a SageMaker framework container: entry script, packages, requirements."""
+    """sourcedir.tar.gz for a SageMaker framework container: entry, packages, requirements."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path in _source_files(TRAINING_CODE_PACKAGES):

@@ -24,7 +24,6 @@ from contracts.names import (
     PIPELINE_HANDLER_MODULE,
     PROJECT,
     RAW_OBJECT_RULE,
-    raw_object_event_pattern,
     REFERENCE_DATASET_KEY,
     SAGEMAKER_EXECUTION_ROLE,
     STATE_MACHINE,
@@ -35,6 +34,7 @@ from contracts.names import (
     AslSubstitution,
     BucketRole,
     Env,
+    raw_object_event_pattern,
     step_function_name,
 )
 from local_emulation.emulator import CLIENT_CONFIG
@@ -174,6 +174,7 @@ def pipeline_environment(
 
 def _function(
     lam: Any,
+    *,
     name: str,
     handler: str,
     role: str,
@@ -252,13 +253,13 @@ def provision(
     for placeholder, handler in STEP_FUNCTIONS.items():
         substitutions[placeholder.value] = _function(
             lam,
-            step_function_name(handler),
-            f"{PIPELINE_HANDLER_MODULE}.{handler}",
-            roles["lambda"],
-            code,
-            environment,
-            PIPELINE_LAMBDA_TIMEOUT,
-            PIPELINE_LAMBDA_MEMORY,
+            name=step_function_name(handler),
+            handler=f"{PIPELINE_HANDLER_MODULE}.{handler}",
+            role=roles["lambda"],
+            code=code,
+            environment=environment,
+            timeout=PIPELINE_LAMBDA_TIMEOUT,
+            memory=PIPELINE_LAMBDA_MEMORY,
         )
     substitutions |= {
         AslSubstitution.TRAINING_IMAGE.value: LOCAL_TRAINING_IMAGE,

@@ -62,7 +62,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def parse_metrics(text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """The last value each metric definition's regex captured, as SageMaker's FinalMetricDataList."""
+    """The last value each metric definition's regex captured (SageMaker's FinalMetricDataList)."""
     now = dt.datetime.now(dt.UTC)
     metrics = []
     for definition in definitions:

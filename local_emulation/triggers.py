@@ -54,7 +54,7 @@ def _lookup(document: Any, path: str) -> Any:
 def apply_input_transformer(
     event: dict[str, Any], paths: dict[str, str], template: str
 ) -> dict[str, Any]:
-    """EventBridge's InputTransformer for the dot-path subset the rule uses; missing paths give ""."""
+    """EventBridge's InputTransformer for the dot paths the rule uses; missing paths give ""."""
     text = template
     for name, path in paths.items():
         value = _lookup(event, path)
