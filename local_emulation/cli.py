@@ -103,9 +103,11 @@ def print_models(session: Session) -> None:
             status = record.status + (
                 " (production)" if current and record.arn == current.arn else ""
             )
+            dataset = record.metadata.get("dataset_hash", "")[:12]
+            reason = record.description or record.metadata.get("reason", "")
             typer.echo(
-                f"{record.version:>3}  {status:<22} {mape or 0:>6.2%} {rmse or 0:>5.0f} {r2 or 0:>6.4f}  "
-                f"{record.metadata.get('dataset_hash', '')[:12]:<12} {record.description or record.metadata.get('reason', '')}"
+                f"{record.version:>3}  {status:<22} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
+                f"{r2 or 0:>6.4f}  {dataset:<12} {reason}"
             )
     failed = client("stepfunctions").list_executions(
         stateMachineArn=session.deployment.state_machine_arn, statusFilter="FAILED"
@@ -180,9 +182,8 @@ def demo(
                 )
                 _run_batches(session, [(batch.write(directory), batch.name)], started)
                 if index == 0:
-                    typer.echo(
-                        f"  first production model after {time.monotonic() - started:.1f} s from a cold start"
-                    )
+                    elapsed = time.monotonic() - started
+                    typer.echo(f"  first production model {elapsed:.1f} s after a cold start")
             typer.echo("\nModel registry:")
             print_models(session)
             typer.echo(
@@ -209,7 +210,8 @@ def emulator(
         with open_session(port=port, record=True, fresh=True) as session:
             _wait_for_interrupt(
                 f"AWS emulator at {session.endpoint} with Facet provisioned.\n"
-                f"Other commands find it via .facet/endpoint.json, or: export AWS_ENDPOINT_URL={session.endpoint}"
+                "Other commands find it via .facet/endpoint.json, or: "
+                f"export AWS_ENDPOINT_URL={session.endpoint}"
             )
 
     _guard(run)
@@ -309,7 +311,8 @@ def simulate(
     drift: Annotated[
         Change,
         typer.Option(
-            help="Change every batch: prices (+15%), sizes (larger stones), shuffle (corrupt prices), none."
+            help="Change every batch: prices (+15%), sizes (larger stones), "
+            "shuffle (corrupt prices), none."
         ),
     ] = Change.NONE,
     output: Annotated[Path, typer.Option(help="Directory for the CSV files.")] = Path(
