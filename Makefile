@@ -12,17 +12,17 @@ setup: ## Create .venv with every dependency set (torch is the CPU build on this
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[serving,training,torch,emulation,infra,dev]"
 
-demo: ## The main job: train, evaluate and explain on this machine.
-	$(BIN)/facet train
+demo: ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
+	$(BIN)/facet demo
 
 test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failure here.
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts training
+	$(BIN)/mypy contracts training pipeline local_emulation
 
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation pipeline local_emulation
 
 bench: ## Measured targets, printed (not tests).
 	$(BIN)/python benchmarks/training_core.py

@@ -81,7 +81,7 @@ def install_seams(work_dir: Path) -> Seams:
 
     executor = LambdaExecutor(work_dir, aws_environment())
     runner = TrainingRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
-    originals = {
+    originals: dict[str, Any] = {
         "invoke": LambdaFunction._invoke_lambda,
         "create_training_job": SageMakerModelBackend.create_training_job,
     }
@@ -137,7 +137,7 @@ def install_seams(work_dir: Path) -> Seams:
         return job
 
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
-    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign]
+    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
     return Seams(executor, runner, originals)
 
 

@@ -125,7 +125,8 @@ class LambdaExecutor:
                 "errorType": "Sandbox.Timedout",
                 "errorMessage": f"RequestId: {request_id} Error: {message}",
             }
-            output = (expired.stdout or "") + (expired.stderr or "")
-            return InvocationResult(json.dumps(error), True, str(output)[-_LOG_TAIL_BYTES:])
+            parts = (expired.stdout, expired.stderr)
+            output = "".join(p.decode() if isinstance(p, bytes) else (p or "") for p in parts)
+            return InvocationResult(json.dumps(error), True, output[-_LOG_TAIL_BYTES:])
         finally:
             result_file.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from contracts.names import LOCAL_TRIGGER_QUEUE, Zone
+from contracts.names import LOCAL_TRIGGER_QUEUE, STATE_MACHINE, Zone
 from local_emulation.emulator import EmbeddedEmulator
 from local_emulation.provision import Deployment, client, deployment_names, provision
 from local_emulation.triggers import ExecutionResult, drain, wait_for
@@ -111,6 +111,16 @@ def existing_deployment() -> Deployment:
     )
 
 
+def _provisioned() -> bool:
+    """Whether the endpoint already holds Facet's state machine (provisioned by someone else)."""
+    try:
+        existing_deployment()
+        names = [m["name"] for m in client("stepfunctions").list_state_machines()["stateMachines"]]
+    except client("sqs").exceptions.QueueDoesNotExist:
+        return False
+    return STATE_MACHINE in names
+
+
 def _reachable(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
@@ -159,12 +169,12 @@ def open_session(
         else:
             embedded = EmbeddedEmulator(port).start()
             endpoint = embedded.endpoint
-            if record:
-                record_endpoint(endpoint)
-        if provision_resources or embedded is not None:
+        if embedded is not None or (provision_resources and not _provisioned()):
             deployment = provision(**(provision_options or {}))
         else:
             deployment = existing_deployment()
+        if record and embedded is not None:
+            record_endpoint(endpoint)  # only now: other commands may use it from here on
         yield Session(endpoint, deployment, embedded)
     except EMULATOR_GONE_ERRORS as error:
         raise EmulatorGoneError(

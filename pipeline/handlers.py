@@ -238,7 +238,7 @@ def evaluate_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         s3, settings.data_bucket, metrics_key, {"holdout": metrics, "holdout_deciles": deciles}
     )
     current = _production_model(sagemaker, s3, settings)
-    production = None
+    production: dict[str, Any] | None = None
     if current is not None:
         record, model = current
         production = {

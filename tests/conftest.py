@@ -40,3 +40,13 @@ def default_model(
     directory = tmp_path_factory.mktemp("model-default")
     outcome.save(directory)
     return load_model(directory), directory
+
+
+@pytest.fixture(scope="session")
+def aws_emulator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One embedded moto (with local compute) for the test session, stopped at its end."""
+    from local_emulation.emulator import EmbeddedEmulator
+
+    emulator = EmbeddedEmulator(work_dir=tmp_path_factory.mktemp("emulator")).start()
+    yield emulator
+    emulator.stop()

@@ -1,0 +1,3 @@
+from local_emulation.cli import main
+
+main()

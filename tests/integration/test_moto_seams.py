@@ -1,0 +1,221 @@
+"""The two places local_emulation plugs into moto. An upgrade that moves either fails here, loudly.
+
+Each test drives the seam through the real AWS API against the embedded emulator and checks that
+our compute, not moto's default, answered.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import time
+import zipfile
+from importlib import metadata
+from typing import Any
+
+import boto3
+import pytest
+
+from local_emulation.emulator import EmbeddedEmulator
+
+HANDLER_CODE = """
+import os, sys
+
+def handler(event, context):
+    return {
+        "echo": event,
+        "module_file": __file__,
+        "task_root": os.environ["LAMBDA_TASK_ROOT"],
+        "greeting": os.environ.get("GREETING"),
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "memory": context.memory_limit_in_mb,
+    }
+
+def fails(event, context):
+    raise ValueError("the batch has no rows")
+
+def sleeps(event, context):
+    import time
+    time.sleep(30)
+"""
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("seam_probe.py", source)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lambda_client(aws_emulator: EmbeddedEmulator) -> Any:
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="seam-probe-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client = boto3.client("lambda")
+    for name, handler, timeout in [
+        ("seam-probe", "handler", 10),
+        ("seam-fails", "fails", 10),
+        ("seam-sleeps", "sleeps", 2),
+    ]:
+        client.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler=f"seam_probe.{handler}",
+            Code={"ZipFile": _zip(HANDLER_CODE)},
+            Timeout=timeout,
+            MemorySize=512,
+            Environment={"Variables": {"GREETING": "hello from the function's environment"}},
+        )
+    return client
+
+
+def test_moto_is_the_pinned_version() -> None:
+    assert metadata.version("moto") == "5.2.5"
+
+
+def test_lambda_seam_signature_is_what_we_patch(aws_emulator: EmbeddedEmulator) -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    assert aws_emulator.seams is not None
+    moto_original = aws_emulator.seams.originals["invoke"]
+    assert moto_original.__qualname__ == "LambdaFunction._invoke_lambda"
+    assert list(inspect.signature(moto_original).parameters) == ["self", "event"]
+    source = inspect.getsource(LambdaFunction)
+    for attribute in (
+        "self.code_bytes",
+        "self.handler",
+        "self.environment_vars",
+        "self.timeout",
+        "def save_logs",
+    ):
+        assert attribute in source, attribute
+
+
+def test_lambda_seam_runs_the_functions_own_handler(lambda_client: Any) -> None:
+    response = lambda_client.invoke(
+        FunctionName="seam-probe", Payload=json.dumps({"n": 1}).encode()
+    )
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response
+    assert body["echo"] == {"n": 1}
+    assert body["module_file"].startswith(body["task_root"])  # code from the function's zip
+    assert body["greeting"] == "hello from the function's environment"
+    assert body["function_name"] == "seam-probe"
+    assert body["memory"] == 512
+    assert 0 < body["remaining_ms"] <= 10_000
+
+
+def test_lambda_seam_reports_handler_errors_as_the_lambda_api_does(lambda_client: Any) -> None:
+    response = lambda_client.invoke(FunctionName="seam-fails", Payload=b"{}")
+    body = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Handled"
+    assert body["errorType"] == "ValueError"
+    assert body["errorMessage"] == "the batch has no rows"
+
+
+def test_lambda_seam_enforces_the_timeout(lambda_client: Any) -> None:
+    started = time.monotonic()
+    response = lambda_client.invoke(FunctionName="seam-sleeps", Payload=b"{}")
+    body = json.loads(response["Payload"].read())
+    assert time.monotonic() - started < 15
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 2.00 seconds" in body["errorMessage"]
+
+
+def test_training_seam_signature_is_what_we_patch(aws_emulator: EmbeddedEmulator) -> None:
+    from moto.sagemaker.models import FakeTrainingJob
+
+    assert aws_emulator.seams is not None
+    moto_original = aws_emulator.seams.originals["create_training_job"]
+    assert moto_original.__module__ == "moto.sagemaker.models"
+    parameters = inspect.signature(moto_original).parameters
+    for name in (
+        "training_job_name",
+        "hyper_parameters",
+        "algorithm_specification",
+        "input_data_config",
+        "output_data_config",
+        "stopping_condition",
+    ):
+        assert name in parameters, name
+    source = inspect.getsource(FakeTrainingJob)
+    for attribute in (
+        "training_job_status",
+        "secondary_status",
+        "model_artifacts",
+        "final_metric_data_list",
+    ):
+        assert attribute in source, attribute
+
+
+def test_training_seam_runs_the_job_and_drives_its_status(aws_emulator: EmbeddedEmulator) -> None:
+    # GIVEN code that writes a model and prints a metric, and an input channel
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.create_bucket(Bucket="seam-bucket")
+    entry = (
+        "import json, os, pathlib\n"
+        "config = pathlib.Path(os.environ['SM_INPUT_CONFIG_DIR'])\n"
+        "hps = json.loads((config / 'hyperparameters.json').read_text())\n"
+        "rows = pathlib.Path(os.environ['SM_CHANNEL_TRAIN'], 'rows.csv').read_text()\n"
+        "pathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text(rows + hps['depth'])\n"
+        "print('quality=0.75;')\n"
+    )
+    tarball = io.BytesIO()
+    import tarfile
+
+    with tarfile.open(fileobj=tarball, mode="w:gz") as archive:
+        info = tarfile.TarInfo("entry.py")
+        info.size = len(entry)
+        archive.addfile(info, io.BytesIO(entry.encode()))
+    s3.put_object(Bucket="seam-bucket", Key="code/src.tar.gz", Body=tarball.getvalue())
+    s3.put_object(Bucket="seam-bucket", Key="data/rows.csv", Body=b"a,b\n1,2\n")
+    # WHEN the job is created through the API
+    sagemaker.create_training_job(
+        TrainingJobName="seam-job",
+        AlgorithmSpecification={
+            "TrainingImage": "local",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "quality", "Regex": "quality=([0-9.]+);"}],
+        },
+        HyperParameters={
+            "depth": "3",
+            "sagemaker_program": "entry.py",
+            "sagemaker_submit_directory": "s3://seam-bucket/code/src.tar.gz",
+        },
+        RoleArn="arn:aws:iam::123456789012:role/x",
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://seam-bucket/data/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://seam-bucket/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    first = sagemaker.describe_training_job(TrainingJobName="seam-job")
+    deadline = time.monotonic() + 60
+    job = first
+    while job["TrainingJobStatus"] == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = sagemaker.describe_training_job(TrainingJobName="seam-job")
+    # THEN it started InProgress (not moto's instant Completed) and finished with our results
+    assert first["TrainingJobStatus"] == "InProgress"
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["FinalMetricDataList"][0]["MetricName"] == "quality"
+    assert job["FinalMetricDataList"][0]["Value"] == 0.75
+    assert job["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"] == "quality"
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == "s3://seam-bucket/out/seam-job/output/model.tar.gz"
+    body = s3.get_object(Bucket="seam-bucket", Key="out/seam-job/output/model.tar.gz")[
+        "Body"
+    ].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        member = archive.extractfile("model.txt")
+        assert member is not None
+        assert member.read().decode() == "a,b\n1,2\n3"
