@@ -26,7 +26,7 @@ from contracts.names import (
     PackageMetadata,
     Zone,
 )
-from contracts.schema import SCHEMA_VERSION
+from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from contracts.settings import GatePolicy, Settings
 from pipeline import lake
 from pipeline import report as run_report
@@ -44,6 +44,8 @@ from training.validate import ROW_COLUMN
 log = logging.getLogger("facet.pipeline")
 log.setLevel(logging.INFO)
 _CACHE = Path(tempfile.gettempdir()) / "facet-models"
+RECENT_INFERENCE_FILES = 200
+MIN_STONES_FOR_DRIFT = 100
 
 
 def _settings() -> Settings:
@@ -130,21 +132,30 @@ def validate_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def check_drift(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scheduled check: did the stones priced recently (inference/ zone) drift from training?"""
     settings, s3 = _settings(), boto3.client("s3")
-    keys = lake.list_keys(s3, settings.data_bucket, Zone.INFERENCE.prefix())
-    recent = keys[-50:]
-    if not recent:
-        return {"retrain": False, "reason": "no priced stones logged yet", "drift": []}
-    frames = [lake.read_csv(s3, settings.data_bucket, k) for k in recent if k.endswith(".csv")]
+    force = bool(event.get("force"))
+    keys = [
+        k
+        for k in lake.list_keys(s3, settings.data_bucket, Zone.INFERENCE.prefix())
+        if k.endswith(".csv")
+    ]
+    recent = keys[-RECENT_INFERENCE_FILES:]
+    frames = [lake.read_csv(s3, settings.data_bucket, key) for key in recent]
     current = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(current) < 100:
-        return {"retrain": False, "reason": f"only {len(current)} recent stones", "drift": []}
+    if len(current) < MIN_STONES_FOR_DRIFT:
+        reason = f"only {len(current)} stones priced recently (need {MIN_STONES_FOR_DRIFT})"
+        return {
+            "retrain": force,
+            "reason": reason + ("; retraining as asked" if force else ""),
+            "drift": [],
+        }
     reference = _lake_frame(s3, settings, REFERENCE_DATASET_KEY)
-    drifts = drift_report(reference, current)
+    features = current.loc[:, [name for name in FEATURE_NAMES]]
+    drifts = drift_report(reference.drop(columns=["price"]), features)
     shifted = [d for d in drifts if d.level == "shifted"]
-    reason = summarize(drifts)
+    reason = f"{len(current)} stones priced recently: {summarize(drifts)}"
     return {
-        "retrain": bool(shifted) or bool(event.get("force")),
-        "reason": f"{len(current)} recent stones: {reason}",
+        "retrain": bool(shifted) or force,
+        "reason": reason + ("; retraining as asked" if force and not shifted else ""),
         "drift": [d.to_dict() for d in drifts],
     }
 

@@ -26,7 +26,7 @@ from local_emulation.cli import app
 from local_emulation.emulator import EmbeddedEmulator
 from local_emulation.provision import Deployment, provision
 from local_emulation.simulate import Change, make_batches
-from local_emulation.triggers import ExecutionResult, drain, wait_for
+from local_emulation.triggers import ExecutionResult, drain, start, wait_for
 from training import registry
 
 pytestmark = pytest.mark.slow
@@ -259,3 +259,43 @@ def test_rollback_makes_an_earlier_version_production_again(deployment: Deployme
     missing = CliRunner().invoke(app, ["rollback", "99"])
     assert missing.exit_code == 2
     assert "no model version 99" in missing.output
+
+
+def test_scheduled_drift_check_without_drift_does_not_retrain(deployment: Deployment) -> None:
+    count = len(packages(deployment))
+    stones = make_batches(1, rows=500, start=6)[0].frame.drop(columns=["price"])
+    boto3.client("s3").put_object(
+        Bucket=deployment.data_bucket,
+        Key="inference/date=2026-02-01/a.csv",
+        Body=stones.to_csv(index=False).encode(),
+    )
+    sfn = boto3.client("stepfunctions")
+    result = wait_for(
+        sfn, start(sfn, deployment.state_machine_arn, {"trigger": "schedule"}), timeout=300
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["drift_check"]["retrain"] is False  # type: ignore[index]
+    assert "no feature drifted" in result.output["drift_check"]["reason"]  # type: ignore[index]
+    assert len(packages(deployment)) == count
+
+
+def test_scheduled_drift_check_retrains_when_priced_stones_drift(deployment: Deployment) -> None:
+    count = len(packages(deployment))
+    heavy = make_batches(1, rows=1000, changes=[Change.SIZES], start=7)[0].frame.drop(
+        columns=["price"]
+    )
+    boto3.client("s3").put_object(
+        Bucket=deployment.data_bucket,
+        Key="inference/date=2026-02-02/b.csv",
+        Body=heavy.to_csv(index=False).encode(),
+    )
+    sfn = boto3.client("stepfunctions")
+    result = wait_for(
+        sfn, start(sfn, deployment.state_machine_arn, {"trigger": "schedule"}), timeout=300
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    drift_check = result.output["drift_check"]  # type: ignore[index]
+    assert drift_check["retrain"] is True
+    assert "carat PSI" in drift_check["reason"] and "(shifted)" in drift_check["reason"]
+    assert len(packages(deployment)) == count + 1
+    assert "scheduled drift check" in packages(deployment)[-1].metadata["retrain_reason"]

@@ -1,0 +1,115 @@
+"""Pipeline targets, measured and printed (issue: the retraining pipeline). Not a test: it reports.
+
+    python benchmarks/pipeline.py
+
+Runs `facet demo --batches 1 --rows 5000 --exit` as a user would, in its own process, and samples
+the memory of that process and all its children (Lambda handlers, training jobs) from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from local_emulation.emulator import free_port
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        ppid = int(re.search(r"PPid:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        found = re.search(r"VmRSS:\s+(\d+)", status)
+        rss[pid] = int(found.group(1)) if found else 0
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def main() -> None:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local_emulation",
+                "demo",
+                "--batches",
+                "1",
+                "--rows",
+                "5000",
+                "--exit",
+                "--port",
+                str(port),
+            ],
+            cwd=tmp,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        peak = {"kb": 0}
+
+        def sample() -> None:
+            while process.poll() is None:
+                peak["kb"] = max(peak["kb"], tree_rss_kb(process.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        output, _ = process.communicate(timeout=900)
+        total = time.monotonic() - started
+        sampler.join()
+    if process.returncode != 0:
+        print(output)
+        raise SystemExit(f"demo failed with exit code {process.returncode}")
+    first = float(re.search(r"first production model ([\d.]+) s", output).group(1))  # type: ignore[union-attr]
+    runs = [float(v) for v in re.findall(r"=> .*\(([\d.]+) s\)", output)]
+    peak_mb = peak["kb"] / 1024
+
+    def line(name: str, value: str, target: str, ok: bool) -> None:
+        print(f"{name:<56} {value:>10}   target {target:<10} {'MET' if ok else 'MISSED'}")
+
+    line(
+        "facet demo: cold start to a registered production model",
+        f"{first:.1f} s",
+        "<= 60 s",
+        first <= 60,
+    )
+    line(
+        "one pipeline run on a new 5,000-row batch (batch 2)",
+        f"{runs[1]:.1f} s",
+        "<= 30 s",
+        runs[1] <= 30,
+    )
+    line(
+        "peak memory of the demo (process tree)", f"{peak_mb:.0f} MB", "<= 2048 MB", peak_mb <= 2048
+    )
+    print(
+        f"(demo with 2 batches took {total:.1f} s in all; runs: {', '.join(f'{r:.1f} s' for r in runs)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
