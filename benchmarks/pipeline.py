@@ -106,9 +106,8 @@ def main() -> None:
     line(
         "peak memory of the demo (process tree)", f"{peak_mb:.0f} MB", "<= 2048 MB", peak_mb <= 2048
     )
-    print(
-        f"(demo with 2 batches took {total:.1f} s in all; runs: {', '.join(f'{r:.1f} s' for r in runs)})"
-    )
+    durations = ", ".join(f"{r:.1f} s" for r in runs)
+    print(f"(demo with 2 batches took {total:.1f} s in all; runs: {durations})")
 
 
 if __name__ == "__main__":
