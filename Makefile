@@ -19,10 +19,10 @@ test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failu
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts training pipeline local_emulation
+	$(BIN)/mypy contracts training pipeline local_emulation serving
 
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation pipeline local_emulation
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving
 
 bench: ## Measured targets, printed (not tests).
 	$(BIN)/python benchmarks/training_core.py

@@ -37,7 +37,7 @@ class GatePolicy(BaseSettings):
 class Settings(BaseSettings):
     """Runtime settings of the Lambdas, the API and the CLI."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     data_bucket: str = Field("", validation_alias=Env.DATA_BUCKET.value)
     artifacts_bucket: str = Field("", validation_alias=Env.ARTIFACTS_BUCKET.value)

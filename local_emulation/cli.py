@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +16,9 @@ from typing import Annotated, Any
 import typer
 
 from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, step_function_name
-from local_emulation.provision import client
+from contracts.schema import example_diamond
+from local_emulation.gateway import Gateway
+from local_emulation.provision import client, serving_environment
 from local_emulation.session import EmulatorGoneError, Session, open_session
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, start
@@ -31,6 +35,7 @@ pipeline_app = typer.Typer(help="Run the training pipeline.", no_args_is_help=Tr
 app.add_typer(pipeline_app, name="pipeline")
 REPORTS_DIR = Path("build/reports")
 DEFAULT_PORT = 5599
+DEFAULT_API_PORT = 8000
 
 
 @app.callback()
@@ -121,6 +126,39 @@ def print_models(session: Session) -> None:
             typer.echo(f"  {execution['name']}: {described.get('error')}: {described.get('cause')}")
 
 
+def start_gateway(session: Session, port: int, workers: int, api_key: str | None = None) -> Gateway:
+    environment = dict(os.environ) | serving_environment(session.deployment)
+    return Gateway(port, workers=workers, api_key=api_key, environment=environment).start()
+
+
+def example_request(gateway: Gateway) -> str:
+    body = json.dumps(example_diamond())
+    return f"curl -s {gateway.url}/v1/prices -H 'Content-Type: application/json' -d '{body}'"
+
+
+def show_api(gateway: Gateway) -> None:
+    """Call the API once, as a user would, and print how to call it."""
+    request = urllib.request.Request(
+        f"{gateway.url}/v1/prices",
+        data=json.dumps(example_diamond()).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        quote = json.loads(response.read())
+    factors = ", ".join(f"{f['name']} ×{f['factor']:.3f}" for f in quote["explanation"]["factors"])
+    typer.echo(
+        f"\nPrice API (API Gateway-style, stage '{gateway.stage}') at {gateway.url}/\n"
+        f"  the example stone: ${quote['price_usd']:,.2f} (range ${quote['range_usd']['low']:,.0f}–"
+        f"${quote['range_usd']['high']:,.0f}) by model v{quote['model_version']}: base "
+        f"${quote['explanation']['base_price_usd']:,.0f}, {factors}\n"
+        f"  web page:  {gateway.url}/\n  API docs:  {gateway.url}/docs\n"
+        f"  {example_request(gateway)}\n"
+        f"  curl -s {gateway.url}/v1/model\n"
+        f"  curl -s {gateway.url}/v1/prices/batch -H 'Content-Type: text/csv' "
+        "--data-binary @build/batches/<file>.csv"
+    )
+
+
 def _guard(action: Callable[[], Any]) -> Any:
     try:
         return action()
@@ -158,8 +196,11 @@ def demo(
     port: Annotated[
         int, typer.Option(help="Port of the embedded emulator on 127.0.0.1.")
     ] = DEFAULT_PORT,
+    api_port: Annotated[
+        int, typer.Option(help="Port of the price API on 127.0.0.1.")
+    ] = DEFAULT_API_PORT,
 ) -> None:
-    """The whole system locally: emulator, resources, fresh batches, pipeline runs, registry."""
+    """The whole system locally: emulator, resources, batches, pipeline runs, registry, API."""
     started = time.monotonic()
     changes = [Change.NONE, Change.NONE, Change.PRICES, Change.SHUFFLE][: batches + 1]
     labels = {
@@ -186,16 +227,18 @@ def demo(
                     typer.echo(f"  first production model {elapsed:.1f} s after a cold start")
             typer.echo("\nModel registry:")
             print_models(session)
-            typer.echo(
-                f"\nReports: {REPORTS_DIR}/  ·  demo took {time.monotonic() - started:.1f} s"
-            )
-            if keep_running:
-                _wait_for_interrupt(
-                    f"\nThe emulator stays up. In another terminal:\n"
-                    f"  .venv/bin/facet models\n  .venv/bin/facet rollback 1\n"
-                    f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
-                    f"(they find it through .facet/endpoint.json). Ctrl-C to stop."
-                )
+            typer.echo(f"\nReports: {REPORTS_DIR}/")
+            with start_gateway(session, api_port, workers=2) as gateway:
+                show_api(gateway)
+                typer.echo(f"\ndemo took {time.monotonic() - started:.1f} s")
+                if keep_running:
+                    _wait_for_interrupt(
+                        "\nEverything stays up. In another terminal:\n"
+                        "  .venv/bin/facet models\n"
+                        "  .venv/bin/facet rollback 1   (the API follows within 5 s)\n"
+                        f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
+                        "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
+                    )
 
     _guard(run)
 
@@ -213,6 +256,30 @@ def emulator(
                 "Other commands find it via .facet/endpoint.json, or: "
                 f"export AWS_ENDPOINT_URL={session.endpoint}"
             )
+
+    _guard(run)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = DEFAULT_API_PORT,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (concurrent Lambda environments).")
+    ] = 2,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Require this x-api-key on /v1 routes, as the cloud API does."),
+    ] = None,
+) -> None:
+    """Serve the price API (API Gateway-style, stage prod) against the emulator until Ctrl-C."""
+
+    def run() -> None:
+        with open_session() as session, start_gateway(session, port, workers, api_key) as gateway:
+            typer.echo(
+                f"Price API at {gateway.url}/ (web page), {gateway.url}/docs\n"
+                f"  {example_request(gateway)}"
+            )
+            _wait_for_interrupt("Ctrl-C to stop.")
 
     _guard(run)
 

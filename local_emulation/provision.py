@@ -14,6 +14,7 @@ from typing import Any, Final
 import boto3
 
 from contracts.names import (
+    API_STAGE,
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
     LAMBDA_EXECUTION_ROLE,
@@ -26,6 +27,9 @@ from contracts.names import (
     RAW_OBJECT_RULE,
     REFERENCE_DATASET_KEY,
     SAGEMAKER_EXECUTION_ROLE,
+    SERVING_CODE_PACKAGES,
+    SERVING_FUNCTION,
+    SERVING_HANDLER,
     STATE_MACHINE,
     STATES_EXECUTION_ROLE,
     STEP_FUNCTIONS,
@@ -172,6 +176,15 @@ def pipeline_environment(
     }
 
 
+def serving_environment(deployment: Deployment, *, refresh_seconds: float = 5.0) -> dict[str, str]:
+    return {
+        Env.DATA_BUCKET.value: deployment.data_bucket,
+        Env.MODEL_PACKAGE_GROUP.value: deployment.model_package_group,
+        Env.MODEL_REFRESH_SECONDS.value: str(refresh_seconds),
+        Env.API_STAGE.value: API_STAGE,
+    }
+
+
 def _function(
     lam: Any,
     *,
@@ -261,6 +274,16 @@ def provision(
             timeout=PIPELINE_LAMBDA_TIMEOUT,
             memory=PIPELINE_LAMBDA_MEMORY,
         )
+    _function(
+        lam,
+        name=SERVING_FUNCTION,
+        handler=SERVING_HANDLER,
+        role=roles["lambda"],
+        code=lambda_zip(SERVING_CODE_PACKAGES),
+        environment=serving_environment(names),
+        timeout=29,
+        memory=1024,
+    )
     substitutions |= {
         AslSubstitution.TRAINING_IMAGE.value: LOCAL_TRAINING_IMAGE,
         AslSubstitution.TRAINING_ROLE_ARN.value: roles["sagemaker"],

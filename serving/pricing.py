@@ -1,0 +1,67 @@
+"""Pricing as a pure function of a loaded model and stones: prices, ranges, explanations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from contracts.schema import FEATURE_NAMES
+from training.explain import explain
+from training.predict import PriceModel
+
+
+def columns(stones: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [stone[name] for stone in stones] for name in FEATURE_NAMES}
+
+
+def price_range(model: PriceModel, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The interval that held 80 % of validation prices around the prediction (stored in the
+    artifact): a plausible range, not a guarantee."""
+    interval = model.metadata.get("interval") or {}
+    low = math.exp(float(interval.get("log_low", 0.0)))
+    high = math.exp(float(interval.get("log_high", 0.0)))
+    quantiles = interval.get("quantiles", [0.1, 0.9])
+    return prices * low, prices * high, float(quantiles[1] - quantiles[0])
+
+
+def quote(
+    model: PriceModel, stones: Sequence[dict[str, Any]], *, with_explanation: bool
+) -> list[dict[str, Any]]:
+    """One quote per stone: price, plausible range and (optionally) its explanation."""
+    rows = columns(stones)
+    if with_explanation:
+        explanations = explain(model, rows)
+        prices = np.array([e.price for e in explanations])
+    else:
+        explanations = []
+        prices = model.predict(rows)
+    low, high, coverage = price_range(model, prices)
+    quotes = []
+    for i, price in enumerate(prices):
+        item: dict[str, Any] = {
+            "price_usd": round(float(price), 2),
+            "range_usd": {
+                "low": round(float(low[i]), 2),
+                "high": round(float(high[i]), 2),
+                "coverage": coverage,
+            },
+        }
+        if with_explanation:
+            e = explanations[i]
+            item["explanation"] = {
+                "base_price_usd": round(e.base_price, 2),
+                "factors": [
+                    {
+                        "name": f.name,
+                        "factor": round(f.factor, 6),
+                        "effect_percent": round(f.effect_usd_percent, 3),
+                        "inputs": f.inputs,
+                    }
+                    for f in e.factors
+                ],
+            }
+        quotes.append(item)
+    return quotes
