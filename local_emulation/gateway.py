@@ -89,7 +89,8 @@ def to_event(
     query_multi: dict[str, list[str]] = {}
     for key, value in query:
         query_multi.setdefault(key, []).append(value)
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    lowered = {name.lower(): value for name, value in headers}
+    content_type = lowered.get("content-type", "")
     encoded = bool(body) and not (_is_text(content_type) or not content_type)
     try:
         text = body.decode("utf-8") if body and not encoded else None
@@ -123,8 +124,8 @@ def to_event(
             "requestId": request_id,
             "identity": {
                 "sourceIp": source_ip,
-                "userAgent": single.get("User-Agent") or single.get("user-agent"),
-                "apiKey": single.get("x-api-key"),
+                "userAgent": lowered.get("user-agent"),
+                "apiKey": lowered.get("x-api-key"),
             },
             "domainName": host,
             "apiId": API_ID,

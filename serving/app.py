@@ -75,8 +75,13 @@ _DIAMONDS: Final = TypeAdapter(list[Diamond])  # type: ignore[valid-type]
 
 
 def _request_id(request: Request) -> str:
-    event = request.scope.get("aws.event") or {}
-    return str(event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex[:16])
+    """API Gateway's request id when there is one, else a new one; the same for the whole request."""
+    known = getattr(request.state, "request_id", None)
+    if known is None:
+        event = request.scope.get("aws.event") or {}
+        known = str(event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex[:16])
+        request.state.request_id = known
+    return str(known)
 
 
 def _field(location: Sequence[Any]) -> str:
@@ -261,6 +266,7 @@ def create_app(
                     "schema": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/Diamond"},
+                        "minItems": 1,
                         "maxItems": settings.max_batch_rows,
                     },
                     "example": [
@@ -348,13 +354,15 @@ def create_app(
             for r in reversed(records)
         ]
 
-    @app.get("/ping", tags=["SageMaker hosting"], summary="SageMaker health check")
+    @app.get(
+        "/ping",
+        response_model=Readiness,
+        tags=["SageMaker hosting"],
+        summary="SageMaker health check: 200 once a model is loaded",
+        responses={503: {"model": Readiness, "description": "No model yet."}},
+    )
     def ping(models: Annotated[ModelStore, Depends(get_store)]) -> Response:
-        try:
-            models.get()
-        except ServingError:
-            return Response(status_code=503)
-        return Response(status_code=200)
+        return ready(models)
 
     @app.post(
         "/invocations",

@@ -50,3 +50,9 @@ def aws_emulator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     emulator = EmbeddedEmulator(work_dir=tmp_path_factory.mktemp("emulator")).start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(default_model: tuple[PriceModel, Path]) -> Path:
+    """The default model's artifact directory, for serving it without a registry."""
+    return default_model[1]

@@ -1,0 +1,138 @@
+"""Serving follows the registry (on the emulator): new production without restart, bad artifacts refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from contracts.names import PackageMetadata
+from contracts.settings import Settings
+from local_emulation.emulator import EmbeddedEmulator
+from serving.errors import NoModelError
+from serving.model_store import ModelStore
+from training import registry
+from training.artifact_store import pack, sha256
+
+GROUP = "store-test-group"
+BUCKET = "store-test-artifacts"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def aws(aws_emulator: EmbeddedEmulator) -> tuple[Any, Any]:
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    registry.ensure_group(sagemaker, GROUP)
+    return sagemaker, s3
+
+
+def publish(
+    aws: tuple[Any, Any],
+    model_dir: Path,
+    name: str,
+    *,
+    status: registry.ApprovalStatus,
+    recorded_sha: str | None = None,
+) -> registry.PackageRecord:
+    sagemaker, s3 = aws
+    tarball = pack(model_dir)
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=tarball)
+    record = registry.register(
+        sagemaker,
+        GROUP,
+        model_data_url=f"s3://{BUCKET}/{name}/model.tar.gz",
+        image="local",
+        metadata={PackageMetadata.ARTIFACT_SHA256.value: recorded_sha or sha256(tarball)},
+        description=name,
+    )
+    return registry.set_status(sagemaker, record, status, f"{status.value} for the test")
+
+
+@pytest.fixture
+def store(aws: tuple[Any, Any], tmp_path: Path) -> tuple[ModelStore, Clock]:
+    clock = Clock()
+    settings = Settings(model_package_group=GROUP, model_refresh_seconds=30)
+    return ModelStore(settings, lambda: aws, clock=clock, cache_dir=tmp_path / "cache"), clock
+
+
+def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
+    aws: tuple[Any, Any], store: tuple[ModelStore, Clock], served_model_dir: Path, tmp_path: Path
+) -> None:
+    models, clock = store
+    # An empty registry is a valid start: a clear NoModelError (the API's 503).
+    with pytest.raises(NoModelError, match="No model is approved yet"):
+        models.get()
+    publish(aws, served_model_dir, "rejected-one", status=registry.ApprovalStatus.REJECTED)
+    clock.now += 31
+    with pytest.raises(NoModelError):
+        models.get()
+    # v2 approved: served on the next refresh.
+    v2 = publish(aws, served_model_dir, "v2", status=registry.ApprovalStatus.APPROVED)
+    clock.now += 31
+    assert models.get().info.version == v2.version
+    # A newer approval: within the TTL the old one keeps serving, after it the new one, no restart.
+    v3 = publish(aws, served_model_dir, "v3", status=registry.ApprovalStatus.APPROVED)
+    clock.now += 5
+    assert models.get().info.version == v2.version
+    clock.now += 30
+    assert models.get().info.version == v3.version
+    # A production package whose artifact does not match its recorded sha256 is refused.
+    publish(
+        aws,
+        served_model_dir,
+        "tampered",
+        status=registry.ApprovalStatus.APPROVED,
+        recorded_sha="0" * 64,
+    )
+    clock.now += 31
+    assert models.get().info.version == v3.version
+    assert models.last_error is not None and "does not match the registry's" in models.last_error
+    # An artifact written for another schema version is refused too.
+    other_schema = tmp_path / "other-schema"
+    shutil.copytree(served_model_dir, other_schema)
+    metadata = json.loads((other_schema / "metadata.json").read_text())
+    metadata["schema_version"] = "0"
+    (other_schema / "metadata.json").write_text(json.dumps(metadata))
+    publish(aws, other_schema, "other-schema", status=registry.ApprovalStatus.APPROVED)
+    clock.now += 31
+    assert models.get().info.version == v3.version
+    assert models.last_error is not None and "schema version 0" in models.last_error
+    # Rollback: approving v2 again makes it production; serving follows.
+    sagemaker, _ = aws
+    registry.set_status(
+        sagemaker,
+        registry.find_version(registry.list_packages(sagemaker, GROUP), v2.version),
+        registry.ApprovalStatus.APPROVED,
+        "rollback",
+    )
+    clock.now += 31
+    assert models.get().info.version == v2.version
+    assert models.last_error is None
+
+
+def test_store_keeps_the_model_when_the_registry_is_unreachable(
+    store: tuple[ModelStore, Clock], served_model_dir: Path, aws: tuple[Any, Any]
+) -> None:
+    models, clock = store
+    publish(aws, served_model_dir, "reachable", status=registry.ApprovalStatus.APPROVED)
+    loaded = models.get()
+
+    def unreachable() -> tuple[Any, Any]:
+        raise ConnectionError("registry endpoint down")
+
+    models.clients = unreachable
+    clock.now += 31
+    assert models.get() is loaded
+    assert "registry endpoint down" in (models.last_error or "")
