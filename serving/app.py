@@ -75,7 +75,7 @@ _DIAMONDS: Final = TypeAdapter(list[Diamond])  # type: ignore[valid-type]
 
 
 def _request_id(request: Request) -> str:
-    """API Gateway's request id when there is one, else a new one; the same for the whole request."""
+    """API Gateway's request id if there is one, else a new one; the same for the whole request."""
     known = getattr(request.state, "request_id", None)
     if known is None:
         event = request.scope.get("aws.event") or {}

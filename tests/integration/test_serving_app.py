@@ -183,7 +183,7 @@ def test_every_priced_stone_is_logged(served_model_dir: Path) -> None:
         def put_object(self, **kwargs: Any) -> None:
             written.append(kwargs["Body"])
 
-    logger = InferenceLogger(lambda: RecordingS3(), "lake", flush_rows=1000)
+    logger = InferenceLogger(RecordingS3, "lake", flush_rows=1000)
     app = create_app(
         Settings(model_dir=served_model_dir, data_bucket="lake"), inference_logger=logger
     )
