@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test lint bench notebook clean
+.PHONY: setup demo test lint bench assets notebook clean
 
 setup: ## Create .venv with every dependency set (torch is the CPU build on this machine's disk).
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failu
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving
 
-bench: ## Measured targets, printed (not tests).
-	$(BIN)/python benchmarks/training_core.py
+bench: ## Measured targets, printed (not tests). Needs Debian's wrk for the load figure.
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_serving.py
+
+assets: ## Build the deployables' code packages under build/ (the CDK app's assets).
+	$(BIN)/python -m local_emulation.packaging
 
 notebook: ## Rebuild the notebook from its source and execute it, refreshing docs/figures.
 	$(BIN)/python docs/notebooks/build_notebook.py

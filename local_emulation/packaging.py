@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from contracts.names import TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
+from contracts.names import PIPELINE_CODE_PACKAGES, TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
 
 REPO: Final = Path(__file__).resolve().parents[1]
 _SKIPPED: Final = ("__pycache__", ".pyc")
@@ -76,3 +76,104 @@ def training_source_tarball() -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+SERVING_REQUIREMENTS: Final = (
+    "fastapi>=0.115,<1",
+    "mangum==0.22.0",
+    "pydantic>=2.7,<3",
+    "pydantic-settings>=2.3,<3",
+    "numpy>=2.0,<3",
+    "lightgbm==4.7.0",
+    "python-multipart>=0.0.9",
+)
+LAMBDA_PYTHON: Final = "3.12"
+LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"
+# lightgbm links libgomp, which the Lambda runtime lacks; scikit-learn's manylinux wheel carries a
+# portable copy (glibc >= 2.17). Lambda puts /var/task/lib on LD_LIBRARY_PATH.
+LIBGOMP_SOURCE: Final = "scikit-learn==1.9.1"
+_PRUNED_DIRS: Final = ("__pycache__", "tests")
+
+
+def _pip(*arguments: str) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *arguments], check=True
+    )
+
+
+def _platform_flags() -> list[str]:
+    return [
+        "--platform",
+        LAMBDA_PLATFORM,
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON,
+        "--only-binary=:all:",
+    ]
+
+
+def build_serving_package(target: Path) -> int:
+    """The serving Lambda's /var/task for python3.12 on x86_64, built without Docker: pip's
+    platform wheels, the code packages, and libgomp. Returns its unzipped size in bytes."""
+    import shutil
+    import tempfile
+
+    from contracts.names import SERVING_CODE_PACKAGES
+
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    _pip(
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--target",
+        str(target),
+        *_platform_flags(),
+        *SERVING_REQUIREMENTS,
+    )
+    with tempfile.TemporaryDirectory() as wheels:
+        _pip("download", "--quiet", "--no-deps", "-d", wheels, *_platform_flags(), LIBGOMP_SOURCE)
+        wheel = next(Path(wheels).glob("scikit_learn-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(
+                n
+                for n in archive.namelist()
+                if "/libgomp" in n and n.startswith("scikit_learn.libs/")
+            )
+            (target / "lib").mkdir()
+            (target / "lib" / "libgomp.so.1").write_bytes(archive.read(member))
+    for package in SERVING_CODE_PACKAGES:
+        shutil.copytree(
+            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    for path in sorted(target.rglob("*"), reverse=True):
+        if path.is_dir() and path.name in _PRUNED_DIRS and "site-packages" not in path.parts:
+            shutil.rmtree(path, ignore_errors=True)
+    return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build deployable code packages under build/.")
+    parser.add_argument("--out", type=Path, default=REPO / "build")
+    args = parser.parse_args()
+    size = build_serving_package(args.out / "lambda" / "serving")
+    (args.out / "training-source.tar.gz").write_bytes(training_source_tarball())
+    (args.out / "lambda").mkdir(parents=True, exist_ok=True)
+    (args.out / "lambda" / "pipeline-code.zip").write_bytes(lambda_zip(PIPELINE_CODE_PACKAGES))
+    print(
+        f"serving Lambda package: {size / 1e6:.1f} MB unzipped at {args.out / 'lambda' / 'serving'}"
+    )
+    print(f"training source: {args.out / 'training-source.tar.gz'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -119,7 +119,7 @@ def _error(
     return JSONResponse(body.model_dump(), status_code=status)
 
 
-def get_store(request: Request) -> ModelStore:
+async def get_store(request: Request) -> ModelStore:
     """The model store of the app handling the request (tests can override this dependency)."""
     store: ModelStore = request.app.state.store
     return store
@@ -142,7 +142,11 @@ def create_app(
     store: ModelStore | None = None,
     inference_logger: InferenceLogger | None = None,
 ) -> FastAPI:
-    """The app; tests pass their own settings, model store and logger."""
+    """The app; tests pass their own settings, model store and logger.
+
+    Endpoints are `async def` on purpose: pricing is ~2 ms of CPU, and a Lambda environment serves
+    one request at a time, so hopping to a thread pool would only add latency.
+    """
     settings = settings or get_settings()
     store = store or _default_store(settings)
     inference_logger = inference_logger or _default_logger(settings)
@@ -212,11 +216,11 @@ def create_app(
         )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def web_page() -> HTMLResponse:
+    async def web_page() -> HTMLResponse:
         return HTMLResponse(WEB_PAGE.read_text())
 
     @app.get("/health", response_model=Health, tags=["operations"], summary="Liveness")
-    def health() -> Health:
+    async def health() -> Health:
         return Health(status="ok", inference_log=inference_logger.counters.to_dict())
 
     @app.get(
@@ -226,7 +230,7 @@ def create_app(
         summary="Readiness: is a model loaded?",
         responses={503: {"model": Readiness}},
     )
-    def ready(models: Annotated[ModelStore, Depends(get_store)]) -> Response:
+    async def ready(models: Annotated[ModelStore, Depends(get_store)]) -> Response:
         try:
             loaded = models.get()
         except ServingError as error:
@@ -246,7 +250,7 @@ def create_app(
         summary="Price one diamond",
         responses=ERRORS,
     )
-    def price_one(
+    async def price_one(
         request: Request,
         diamond: Diamond,  # type: ignore[valid-type]
         models: Annotated[ModelStore, Depends(get_store)],
@@ -324,7 +328,7 @@ def create_app(
         summary="The model pricing now",
         responses={503: ERRORS[503]},
     )
-    def current_model(models: Annotated[ModelStore, Depends(get_store)]) -> dict[str, Any]:
+    async def current_model(models: Annotated[ModelStore, Depends(get_store)]) -> dict[str, Any]:
         return models.get().info.to_dict()
 
     @app.get(
@@ -333,7 +337,9 @@ def create_app(
         tags=["models"],
         summary="Every model version, and why it was promoted or not",
     )
-    def model_history(models: Annotated[ModelStore, Depends(get_store)]) -> list[dict[str, Any]]:
+    async def model_history(
+        models: Annotated[ModelStore, Depends(get_store)],
+    ) -> list[dict[str, Any]]:
         if settings.model_dir is not None:
             return []
         records = models.history()
@@ -361,8 +367,8 @@ def create_app(
         summary="SageMaker health check: 200 once a model is loaded",
         responses={503: {"model": Readiness, "description": "No model yet."}},
     )
-    def ping(models: Annotated[ModelStore, Depends(get_store)]) -> Response:
-        return ready(models)
+    async def ping(models: Annotated[ModelStore, Depends(get_store)]) -> Response:
+        return await ready(models)
 
     @app.post(
         "/invocations",

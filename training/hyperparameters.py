@@ -17,9 +17,9 @@ class HyperparameterError(ValueError):
 class Hyperparameters:
     models: tuple[str, ...] = DEFAULT_CANDIDATES
     seed: int = 42
-    lgb_learning_rate: float = 0.1
-    lgb_num_leaves: int = 80
-    lgb_max_depth: int = 7
+    lgb_learning_rate: float = 0.15
+    lgb_num_leaves: int = 40
+    lgb_max_depth: int = 6
     lgb_max_rounds: int = 600
     lgb_max_bin: int = 1023
     lgb_min_child_samples: int = 20

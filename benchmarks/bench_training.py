@@ -1,6 +1,6 @@
 """Training-core targets, measured and printed (issue: training core). Not a test: it reports.
 
-    python benchmarks/training_core.py [--large-rows 2000000]
+    python benchmarks/bench_training.py [--large-rows 2000000]
 
 Prints each number next to its target and says MET or MISSED.
 """

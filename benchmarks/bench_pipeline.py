@@ -1,6 +1,6 @@
 """Pipeline targets, measured and printed (issue: the retraining pipeline). Not a test: it reports.
 
-    python benchmarks/pipeline.py
+    python benchmarks/bench_pipeline.py
 
 Runs `facet demo --batches 1 --rows 5000 --exit` as a user would, in its own process, and samples
 the memory of that process and all its children (Lambda handlers, training jobs) from /proc.
