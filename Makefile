@@ -6,7 +6,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup demo test lint bench assets notebook clean
 
-setup: ## Create .venv with every dependency set (torch is the CPU build on this machine's disk).
+setup: ## Debian packages if missing, then .venv with every dependency set (torch: the CPU build).
+	./scripts/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
