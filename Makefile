@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test lint bench assets notebook clean
+.PHONY: setup demo test lint bench synth assets notebook clean
 
 setup: ## Debian packages if missing, then .venv with every dependency set (torch: the CPU build).
 	./scripts/system-packages.sh
@@ -12,6 +12,7 @@ setup: ## Debian packages if missing, then .venv with every dependency set (torc
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[serving,training,torch,emulation,infra,dev]"
+	npm ci --no-audit --no-fund --silent
 
 demo: ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
 	$(BIN)/facet demo
@@ -20,15 +21,18 @@ test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failu
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts training pipeline local_emulation serving
+	$(BIN)/mypy contracts training pipeline local_emulation serving infra
 
 lint:
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving infra
 
 bench: ## Measured targets, printed (not tests). Needs Debian's wrk for the load figure.
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_serving.py
+
+synth: ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
+	time npx cdk synth -q
 
 assets: ## Build the deployables' code packages under build/ (the CDK app's assets).
 	$(BIN)/python -m local_emulation.packaging

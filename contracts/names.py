@@ -34,6 +34,11 @@ class BucketRole(StrEnum):
     ACCESS_LOGS = "access-logs"
 
 
+def bucket_name(role: BucketRole, account: str, region: str) -> str:
+    """Physical bucket name: the same rule in the cloud (with pseudo-parameters) and locally."""
+    return f"{PROJECT}-{role.value}-{account}-{region}"
+
+
 # Object keys inside the zones.
 RAW_BATCH_PATTERN: Final = "diamonds_raw_{stamp}.csv"
 RAW_BATCH_REGEX: Final = r"^diamonds_raw_(\d{8}T\d{6})\.csv$"
@@ -100,6 +105,7 @@ class Env(StrEnum):
 
 # CloudWatch.
 METRIC_NAMESPACE: Final = "Facet"
+PRODUCTION_VERSION_METRIC: Final = "ProductionModelVersion"
 
 
 class AslSubstitution(StrEnum):

@@ -23,7 +23,6 @@ from contracts.names import (
     PARAM_PRODUCTION_MODEL,
     PIPELINE_CODE_PACKAGES,
     PIPELINE_HANDLER_MODULE,
-    PROJECT,
     RAW_OBJECT_RULE,
     REFERENCE_DATASET_KEY,
     SAGEMAKER_EXECUTION_ROLE,
@@ -38,6 +37,7 @@ from contracts.names import (
     AslSubstitution,
     BucketRole,
     Env,
+    bucket_name,
     raw_object_event_pattern,
     step_function_name,
 )
@@ -75,10 +75,6 @@ class Deployment:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def bucket_name(role: BucketRole, account: str, region: str) -> str:
-    return f"{PROJECT}-{role.value}-{account}-{region}"
 
 
 def deployment_names(account: str, region: str) -> Deployment:

@@ -21,6 +21,8 @@ from contracts.names import (
     DATASETS_PREFIX,
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
+    METRIC_NAMESPACE,
+    PRODUCTION_VERSION_METRIC,
     REFERENCE_DATASET_KEY,
     TRAINING_ENTRY_SCRIPT,
     PackageMetadata,
@@ -370,11 +372,22 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _point_to(ssm: Any, settings: Settings, record: registry.PackageRecord) -> None:
+    """Point the production parameter at `record`, and publish its version for the dashboard."""
     ssm.put_parameter(
         Name=settings.production_model_param,
         Value=json.dumps({"arn": record.arn, "version": record.version}),
         Type="String",
         Overwrite=True,
+    )
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace=METRIC_NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": PRODUCTION_VERSION_METRIC,
+                "Value": float(record.version),
+                "Unit": "None",
+            }
+        ],
     )
 
 

@@ -1,0 +1,38 @@
+"""Where the deployables' code is, as asset paths. The CDK app never imports runtime code.
+
+`make assets` (python -m local_emulation.packaging) builds build/ before synth; `infra.app` runs it
+as a separate process when something is missing, so a fresh clone can `npx cdk synth` directly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Final
+
+from contracts.names import ASL_FILE
+
+REPO: Final = Path(__file__).resolve().parents[1]
+BUILD: Final = REPO / "build"
+ASL_PATH: Final = REPO / "pipeline" / ASL_FILE
+SERVING_PACKAGE: Final = BUILD / "lambda" / "serving"
+TRAINING_SOURCE: Final = BUILD / "training-source.tar.gz"
+PIPELINE_IMAGE_DOCKERFILE: Final = "infra/images/pipeline/Dockerfile"
+SERVING_IMAGE_DOCKERFILE: Final = "infra/images/serving/Dockerfile"
+# The Docker build contexts: the repository, minus everything the images do not need.
+IMAGE_CONTEXT_EXCLUDES: Final = [
+    "*",
+    "!contracts/**",
+    "!training/**",
+    "!pipeline/**",
+    "!serving/**",
+    "!infra/images/**",
+    "**/__pycache__",
+]
+
+
+def ensure_built() -> None:
+    if SERVING_PACKAGE.joinpath("serving").exists() and TRAINING_SOURCE.exists():
+        return
+    subprocess.run([sys.executable, "-m", "local_emulation.packaging"], cwd=REPO, check=True)

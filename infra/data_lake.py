@@ -1,0 +1,116 @@
+"""The S3 data lake (zones raw/ … reports/), the artifacts bucket, and their key and access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from contracts.names import BucketRole, Zone, bucket_name
+from infra.nag import Nag
+
+
+class DataLake(Construct):
+    """Encrypted, versioned, TLS-only buckets with access logs and EventBridge notifications."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "LakeKey",
+            description="Facet data lake and model artifacts",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            bucket_name=bucket_name(BucketRole.ACCESS_LOGS, Aws.ACCOUNT_ID, Aws.REGION),
+            # S3 server access logs cannot be delivered to an SSE-KMS bucket.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Nag(self.access_logs).acknowledge(
+            id="AwsSolutions-S1",
+            reason="This is the access-log bucket itself; logging it into itself would loop.",
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Lake",
+            bucket_name=bucket_name(BucketRole.DATA_LAKE, Aws.ACCOUNT_ID, Aws.REGION),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            event_bridge_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="data-lake/",
+            lifecycle_rules=[
+                # Raw batches are kept (validated/ holds their accepted rows), in cheaper storage.
+                s3.LifecycleRule(
+                    id="raw-to-infrequent-access",
+                    prefix=Zone.RAW.prefix(),
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(30),
+                        )
+                    ],
+                    noncurrent_version_expiration=Duration.days(90),
+                ),
+                # Inference logs are for drift checks and audits: a year, then gone.
+                s3.LifecycleRule(
+                    id="inference-logs",
+                    prefix=Zone.INFERENCE.prefix(),
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(30),
+                        )
+                    ],
+                    expiration=Duration.days(365),
+                    noncurrent_version_expiration=Duration.days(30),
+                ),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.artifacts = s3.Bucket(
+            self,
+            "Artifacts",
+            bucket_name=bucket_name(BucketRole.ARTIFACTS, Aws.ACCOUNT_ID, Aws.REGION),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="artifacts/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="old-versions", noncurrent_version_expiration=Duration.days(180)
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+
+class DataLakeStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.lake = DataLake(self, "DataLake")
+        Nag(self).acknowledge(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            reason="CDK's bucket-notification custom resource (turns on EventBridge "
+            "delivery) logs with the basic execution policy.",
+        )

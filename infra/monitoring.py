@@ -1,0 +1,145 @@
+"""CloudWatch: one dashboard for the API and the pipeline, and the alarms that page someone."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contracts.names import METRIC_NAMESPACE, PRODUCTION_VERSION_METRIC, PROJECT
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api: apigateway.RestApi,
+        serving_function: lambda_.IFunction,
+        state_machine: sfn.IStateMachine,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        period = Duration.minutes(5)
+        latency = [
+            api.metric_latency(statistic=s, period=period, label=f"API latency {s}")
+            for s in ("p50", "p99")
+        ]
+        errors = [
+            api.metric_client_error(period=period, label="4xx"),
+            api.metric_server_error(period=period, label="5xx"),
+        ]
+        production = cloudwatch.Metric(
+            namespace=METRIC_NAMESPACE,
+            metric_name=PRODUCTION_VERSION_METRIC,
+            statistic="Maximum",
+            period=Duration.hours(1),
+            label="production model version",
+        )
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"{PROJECT}-overview"
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Price API latency (ms)", left=latency, width=8),
+            cloudwatch.GraphWidget(title="Price API errors", left=errors, width=8),
+            cloudwatch.GraphWidget(
+                title="Requests",
+                left=[
+                    api.metric_count(period=period),
+                    serving_function.metric_invocations(period=period),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Pipeline runs",
+                left=[
+                    state_machine.metric_started(period=Duration.hours(1)),
+                    state_machine.metric_succeeded(period=Duration.hours(1)),
+                    state_machine.metric_failed(period=Duration.hours(1)),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Serving Lambda",
+                left=[
+                    serving_function.metric_errors(period=period),
+                    serving_function.metric_throttles(period=period),
+                ],
+                right=[serving_function.metric_duration(statistic="p99", period=period)],
+                width=8,
+            ),
+            cloudwatch.SingleValueWidget(
+                title="Production model version", metrics=[production], width=8
+            ),
+        )
+        self.alarms = [
+            cloudwatch.Alarm(
+                self,
+                "Api5xx",
+                alarm_description="The price API returns server errors.",
+                metric=api.metric_server_error(period=period, statistic="Sum"),
+                threshold=5,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ApiLatencyP99",
+                alarm_description="p99 latency of the price API is above 1 s.",
+                metric=api.metric_latency(statistic="p99", period=period),
+                threshold=1000,
+                evaluation_periods=3,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ServingErrors",
+                alarm_description="The serving Lambda fails.",
+                metric=serving_function.metric_errors(period=period, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "ServingThrottles",
+                alarm_description="The serving Lambda is throttled (reserved concurrency reached).",
+                metric=serving_function.metric_throttles(period=period, statistic="Sum"),
+                threshold=1,
+                evaluation_periods=2,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(actions.SnsAction(alarm_topic))
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api: apigateway.RestApi,
+        serving_function: lambda_.IFunction,
+        state_machine: sfn.IStateMachine,
+        alarm_topic: sns.ITopic,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=api,
+            serving_function=serving_function,
+            state_machine=state_machine,
+            alarm_topic=alarm_topic,
+        )

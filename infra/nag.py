@@ -1,0 +1,57 @@
+"""cdk-nag acknowledgments, and ARNs built so each finding has a stable, exact ID.
+
+cdk-nag 3 acknowledges one finding at a time, by an ID that embeds the resource as rendered in the
+template. ARNs built here from pseudo-parameters (AWS::AccountId, AWS::Region) render the same in a
+fixed-account and an environment-agnostic synth, so every acknowledgment names exactly the
+prefix-scoped wildcard it accepts, and nothing broader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Aws, Validations
+from constructs import IConstruct
+
+from contracts.names import BucketRole, bucket_name
+
+
+class Nag:
+    """`Nag(construct).acknowledge(id=..., reason=...)` for one rule or one finding of a rule."""
+
+    def __init__(self, scope: IConstruct) -> None:
+        self._validations = Validations.of(scope)
+
+    def acknowledge(self, *, id: str, reason: str) -> None:
+        self._validations.acknowledge(Acknowledgment(id=id, reason=reason))
+
+    def wildcard(self, resource: ScopedArn, reason: str) -> None:
+        self.acknowledge(id=f"AwsSolutions-IAM5[Resource::{resource.rendered}]", reason=reason)
+
+
+@dataclass(frozen=True)
+class ScopedArn:
+    value: str  # for the policy (with CloudFormation pseudo-parameters)
+    rendered: str  # as cdk-nag prints it
+
+
+def _pair(template: str) -> ScopedArn:
+    value = template.format(partition=Aws.PARTITION, region=Aws.REGION, account=Aws.ACCOUNT_ID)
+    rendered = template.format(
+        partition="<AWS::Partition>", region="<AWS::Region>", account="<AWS::AccountId>"
+    )
+    return ScopedArn(value, rendered)
+
+
+def bucket_objects(role: BucketRole, prefix: str) -> ScopedArn:
+    """Objects under a prefix of one of the project's buckets (names from contracts.names)."""
+    name = bucket_name(role, "{account}", "{region}")
+    return _pair(f"arn:{{partition}}:s3:::{name}/{prefix}*")
+
+
+def bucket(role: BucketRole) -> ScopedArn:
+    return _pair(f"arn:{{partition}}:s3:::{bucket_name(role, '{account}', '{region}')}")
+
+
+def service_arn(service: str, resource: str) -> ScopedArn:
+    return _pair(f"arn:{{partition}}:{service}:{{region}}:{{account}}:{resource}")

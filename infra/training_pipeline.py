@@ -1,0 +1,486 @@
+"""The retraining pipeline: step Lambdas, the SageMaker training role, the state machine from the
+shared ASL file, its triggers (new raw/ objects, a daily drift check) and its failure alarm."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contracts.names import (
+    DRIFT_SCHEDULE_EXPRESSION,
+    DRIFT_SCHEDULE_RULE,
+    METRIC_NAMESPACE,
+    MODEL_PACKAGE_GROUP,
+    PARAM_PRODUCTION_MODEL,
+    PIPELINE_HANDLER_MODULE,
+    PROJECT,
+    RAW_BATCH_EVENT_PATHS,
+    RAW_BATCH_EVENT_TEMPLATE,
+    RAW_OBJECT_RULE,
+    SCHEDULE_EVENT_INPUT,
+    STATE_MACHINE,
+    STEP_FUNCTIONS,
+    TRAINING_OUTPUT_PREFIX,
+    AslSubstitution,
+    BucketRole,
+    Env,
+    Zone,
+    raw_object_event_pattern,
+    step_function_name,
+)
+from infra.assets import (
+    ASL_PATH,
+    IMAGE_CONTEXT_EXCLUDES,
+    PIPELINE_IMAGE_DOCKERFILE,
+    REPO,
+    TRAINING_SOURCE,
+)
+from infra.data_lake import DataLake
+from infra.nag import Nag, ScopedArn, bucket, bucket_objects, service_arn
+from infra.training_image import TRAINING_INSTANCE_TYPE, training_image_uri
+
+PIPELINE_LAMBDA_MEMORY = 3008
+PIPELINE_LAMBDA_TIMEOUT = Duration.minutes(10)
+TRAINING_POLL_SECONDS = 30
+TRAINING_MAX_SECONDS = 3600
+GROUP_ARN = service_arn("sagemaker", f"model-package-group/{MODEL_PACKAGE_GROUP}")
+PACKAGES_ARN = service_arn("sagemaker", f"model-package/{MODEL_PACKAGE_GROUP}/*")
+TRAINING_JOBS_ARN = service_arn("sagemaker", f"training-job/{PROJECT}-*")
+MODEL_ARTIFACTS = bucket_objects(BucketRole.ARTIFACTS, TRAINING_OUTPUT_PREFIX)
+REASONS = {
+    "prefix": "Objects have generated names (batch stamps, dataset hashes, execution "
+    "names) under one zone "
+    "prefix of the data lake; the grant covers that prefix only.",
+    "packages": "Model package ARNs end in a version assigned at registration; the "
+    "grant covers the Facet group only.",
+    "artifacts": "SageMaker writes each job's model.tar.gz under "
+    "training-jobs/<job>/output/; the grant covers that prefix only.",
+    "jobs": "Training job names are generated per run "
+    "(facet-<time>-<dataset>-<run>); the grant covers the facet- prefix only.",
+    "kms": "CDK's encrypt/decrypt grant on the lake's customer key includes the data-key actions.",
+    "metrics": "cloudwatch:PutMetricData has no resource ARN; a condition limits it "
+    "to one namespace.",
+    "xray": "X-Ray and CloudWatch Logs delivery actions have no resource ARN (AWS documents '*').",
+    "basic": "AWS's managed basic execution policy only lets the function write its own logs.",
+}
+
+
+def registry_read() -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        actions=[
+            "sagemaker:ListModelPackages",
+            "sagemaker:DescribeModelPackage",
+            "sagemaker:DescribeModelPackageGroup",
+        ],
+        resources=[GROUP_ARN.value, PACKAGES_ARN.value],
+    )
+
+
+def acknowledge_common(
+    nag: Nag, *, kms: bool = True, metrics: bool = False, tracing: bool = True, basic: bool = True
+) -> None:
+    if kms:
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            nag.acknowledge(id=f"AwsSolutions-IAM5[Action::{action}]", reason=REASONS["kms"])
+    if metrics or tracing:
+        nag.acknowledge(
+            id="AwsSolutions-IAM5[Resource::*]", reason=REASONS["metrics" if metrics else "xray"]
+        )
+    if basic:
+        nag.acknowledge(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            reason=REASONS["basic"],
+        )
+
+
+@dataclass(frozen=True)
+class Grants:
+    """What one step function may touch, by data-lake prefix and capability."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+    artifacts_read: bool = False
+    registry_read: bool = False
+    registry_write: bool = False
+    describe_training: bool = False
+    production_parameter: bool = False
+
+
+STEP_GRANTS = {
+    "validate_batch": Grants(
+        read=(Zone.RAW.prefix(), "curated/reference/", "curated/ledger/"),
+        write=(Zone.VALIDATED.prefix(), Zone.QUARANTINE.prefix(), "curated/ledger/"),
+        artifacts_read=True,
+        registry_read=True,
+    ),
+    "check_drift": Grants(read=(Zone.INFERENCE.prefix(), "curated/reference/")),
+    "build_dataset": Grants(
+        read=(Zone.CURATED.prefix(), Zone.VALIDATED.prefix()), write=("curated/datasets/",)
+    ),
+    "evaluate_model": Grants(
+        read=("curated/holdout/",),
+        write=(Zone.REPORTS.prefix(),),
+        artifacts_read=True,
+        registry_read=True,
+        describe_training=True,
+    ),
+    "register_model": Grants(registry_read=True, registry_write=True),
+    "deploy_model": Grants(registry_read=True, registry_write=True, production_parameter=True),
+    "write_report": Grants(
+        read=("curated/holdout/",), write=(Zone.REPORTS.prefix(),), artifacts_read=True
+    ),
+    "record_failure": Grants(
+        write=(Zone.REPORTS.prefix(),),
+        delete=("curated/ledger/",),
+        registry_read=True,
+        registry_write=True,
+    ),
+}
+
+
+class TrainingPipeline(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, lake: DataLake, alarm_email: str = ""
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.lake = lake
+        self.source = s3_assets.Asset(self, "TrainingSource", path=str(TRAINING_SOURCE))
+        self.production_parameter = ssm.StringParameter(
+            self,
+            "ProductionModel",
+            parameter_name=PARAM_PRODUCTION_MODEL,
+            string_value=json.dumps({"arn": None}),
+            description="The model package currently in production (written by the deploy step).",
+        )
+        self.training_role = self._training_role()
+        environment = {
+            Env.DATA_BUCKET.value: lake.bucket.bucket_name,
+            Env.ARTIFACTS_BUCKET.value: lake.artifacts.bucket_name,
+            Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
+            Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
+            Env.TRAINING_POLL_SECONDS.value: str(TRAINING_POLL_SECONDS),
+            Env.TRAINING_MAX_SECONDS.value: str(TRAINING_MAX_SECONDS),
+            Env.TRAINING_SOURCE_S3_URI.value: self.source.s3_object_url,
+            Env.LOG_LEVEL.value: "INFO",
+        }
+        self.functions = {
+            handler: self._step_function(handler, environment)
+            for handler in STEP_FUNCTIONS.values()
+        }
+        self.deploy_function = self.functions["deploy_model"]
+        substitutions = {
+            placeholder.value: self.functions[handler].function_arn
+            for placeholder, handler in STEP_FUNCTIONS.items()
+        }
+        substitutions |= {
+            AslSubstitution.TRAINING_IMAGE.value: training_image_uri(self),
+            AslSubstitution.TRAINING_ROLE_ARN.value: self.training_role.role_arn,
+            AslSubstitution.TRAINING_INSTANCE_TYPE.value: TRAINING_INSTANCE_TYPE,
+            AslSubstitution.TRAINING_OUTPUT_S3_URI.value: lake.artifacts.s3_url_for_object(
+                TRAINING_OUTPUT_PREFIX.rstrip("/")
+            ),
+        }
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=STATE_MACHINE,
+            definition_body=sfn.DefinitionBody.from_file(str(ASL_PATH)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+            timeout=Duration.hours(3),
+        )
+        self._grant_state_machine()
+        self._triggers()
+        self.alarm_topic = sns.Topic(
+            self, "Alarms", display_name="Facet alarms", master_key=lake.key, enforce_ssl=True
+        )
+        if alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "PipelineFailed",
+            alarm_description="A training pipeline run failed; production is unchanged. See the "
+            "run's report in reports/.",
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failure_alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+
+    def _step_function(self, handler: str, environment: dict[str, str]) -> lambda_.Function:
+        grants = STEP_GRANTS[handler]
+        name = step_function_name(handler)
+        function = lambda_.DockerImageFunction(
+            self,
+            handler.title().replace("_", ""),
+            function_name=name,
+            code=lambda_.DockerImageCode.from_image_asset(
+                directory=str(REPO),
+                file=PIPELINE_IMAGE_DOCKERFILE,
+                cmd=[f"{PIPELINE_HANDLER_MODULE}.{handler}"],
+                exclude=IMAGE_CONTEXT_EXCLUDES,
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            ),
+            memory_size=PIPELINE_LAMBDA_MEMORY,
+            timeout=PIPELINE_LAMBDA_TIMEOUT,
+            environment=environment,
+            architecture=lambda_.Architecture.X86_64,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=logs.LogGroup(
+                self,
+                f"{handler}Logs",
+                log_group_name=f"/aws/lambda/{name}",
+                retention=logs.RetentionDays.THREE_MONTHS,
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+        )
+        nag = Nag(function)
+        lake_bucket = bucket(BucketRole.DATA_LAKE)
+
+        def objects(actions_: list[str], prefixes: tuple[str, ...]) -> None:
+            arns = [bucket_objects(BucketRole.DATA_LAKE, prefix) for prefix in prefixes]
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=actions_, resources=[a.value for a in arns])
+            )
+            for arn in arns:
+                nag.wildcard(arn, REASONS["prefix"])
+
+        if grants.read:
+            objects(["s3:GetObject"], grants.read)
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[lake_bucket.value],
+                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in grants.read]}},
+                )
+            )
+        if grants.write:
+            objects(["s3:PutObject"], grants.write)
+        if grants.delete:
+            objects(["s3:DeleteObject"], grants.delete)
+        if grants.artifacts_read:
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
+            )
+            nag.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+        if grants.registry_read or grants.registry_write:
+            function.add_to_role_policy(registry_read())
+            nag.wildcard(PACKAGES_ARN, REASONS["packages"])
+        if grants.registry_write:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:CreateModelPackage",
+                        "sagemaker:UpdateModelPackage",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[GROUP_ARN.value, PACKAGES_ARN.value],
+                )
+            )
+        if grants.describe_training:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeTrainingJob"], resources=[TRAINING_JOBS_ARN.value]
+                )
+            )
+            nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
+        if grants.production_parameter:
+            self.production_parameter.grant_write(function)
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+                )
+            )
+        self.lake.key.grant_encrypt_decrypt(function)
+        acknowledge_common(nag, metrics=grants.production_parameter)
+        return function
+
+    def _training_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "TrainingRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker training jobs of the Facet pipeline",
+        )
+        nag = Nag(role)
+        inputs = [
+            bucket_objects(BucketRole.DATA_LAKE, "curated/datasets/"),
+            bucket_objects(BucketRole.DATA_LAKE, "curated/holdout/"),
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[a.value for a in inputs])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket(BucketRole.DATA_LAKE).value],
+                conditions={
+                    "StringLike": {"s3:prefix": ["curated/datasets/*", "curated/holdout/*"]}
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[MODEL_ARTIFACTS.value])
+        )
+        # The training code: one object, the source tarball asset.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.source.bucket.arn_for_objects(self.source.s3_object_key)],
+            )
+        )
+        self.lake.key.grant_encrypt_decrypt(role)
+        training_logs = service_arn("logs", "log-group:/aws/sagemaker/TrainingJobs:*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[training_logs.value],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        for arn in inputs:
+            nag.wildcard(
+                arn,
+                "Training reads every object of one dataset version (content-hashed "
+                "folder) and of the frozen holdout.",
+            )
+        nag.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+        nag.wildcard(
+            training_logs,
+            "SageMaker names a log stream per training job inside this one log group.",
+        )
+        acknowledge_common(nag, metrics=True, basic=False)
+        return role
+
+    def _grant_state_machine(self) -> None:
+        for function in self.functions.values():
+            function.grant_invoke(self.state_machine)
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[TRAINING_JOBS_ARN.value],
+            )
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.training_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        nag = Nag(self.state_machine)
+        nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
+        acknowledge_common(nag, kms=False, basic=False)
+        stack = Stack.of(self)
+        for function in self.functions.values():
+            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
+            nag.acknowledge(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
+                reason="Lambda's invoke grant covers the function's versions and aliases "
+                "(<arn>:*).",
+            )
+
+    def _triggers(self) -> None:
+        raw_rule = events.Rule(
+            self,
+            "RawBatchArrived",
+            rule_name=RAW_OBJECT_RULE,
+            description="A new batch of appraisals under raw/ starts a pipeline run.",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail=raw_object_event_pattern(self.lake.bucket.bucket_name)["detail"],  # type: ignore[arg-type]
+            ),
+        )
+        raw_rule.add_target(targets.SfnStateMachine(self.state_machine))
+        # Exactly the transformer the local emulation applies (contracts.names).
+        raw_rule.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "Targets.0.InputTransformer",
+            {"InputPathsMap": RAW_BATCH_EVENT_PATHS, "InputTemplate": RAW_BATCH_EVENT_TEMPLATE},
+        )
+        schedule = events.Rule(
+            self,
+            "ScheduledDriftCheck",
+            rule_name=DRIFT_SCHEDULE_RULE,
+            description="Daily: check recent inputs for drift; retrain if they moved.",
+            schedule=events.Schedule.expression(DRIFT_SCHEDULE_EXPRESSION),
+        )
+        schedule.add_target(
+            targets.SfnStateMachine(
+                self.state_machine, input=events.RuleTargetInput.from_text(SCHEDULE_EVENT_INPUT)
+            )
+        )
+        schedule.node.default_child.add_property_override("Targets.0.Input", SCHEDULE_EVENT_INPUT)  # type: ignore[union-attr]
+
+
+class TrainingPipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        lake: DataLake,
+        alarm_email: str = "",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.pipeline = TrainingPipeline(
+            self, "TrainingPipeline", lake=lake, alarm_email=alarm_email
+        )
+
+
+__all__ = [
+    "REASONS",
+    "Grants",
+    "ScopedArn",
+    "TrainingPipeline",
+    "TrainingPipelineStack",
+    "acknowledge_common",
+    "registry_read",
+]

@@ -1,0 +1,52 @@
+"""One synthesis of the CDK app per test session, with cdk.json's context (as `cdk synth` uses)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cdk_context(**overrides: Any) -> dict[str, Any]:
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    return {**context, **overrides}
+
+
+@dataclass
+class Synthesized:
+    app: Any
+    outdir: Path
+    stacks: dict[str, Any]
+
+    def template(self, stack: str) -> Any:
+        from aws_cdk.assertions import Template
+
+        return Template.from_stack(self.stacks[stack])
+
+    def raw(self, stack: str) -> dict[str, Any]:
+        return json.loads((self.outdir / f"{stack}.template.json").read_text())
+
+
+def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
+    from aws_cdk import App
+
+    from infra.app import build_app
+    from infra.assets import ensure_built
+
+    ensure_built()
+    app = build_app(App(context=cdk_context(**overrides), outdir=str(outdir)))
+    app.synth()
+    stacks = {
+        child.node.id: child for child in app.node.children if hasattr(child, "template_options")
+    }
+    return Synthesized(app, outdir, stacks)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("cdk.out"))

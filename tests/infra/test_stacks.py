@@ -1,0 +1,335 @@
+"""Property assertions on the synthesized templates (never on hash-suffixed logical IDs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from contracts.names import (
+    API_STAGE,
+    MODEL_PACKAGE_GROUP,
+    SERVING_FUNCTION,
+    SERVING_HANDLER,
+    STATE_MACHINE,
+    STEP_FUNCTIONS,
+    Env,
+    step_function_name,
+)
+from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
+from tests.infra.conftest import Synthesized
+
+ENV_NAMES = {member.value for member in Env}
+
+
+def resources(synthesized: Synthesized, stack: str, kind: str) -> dict[str, Any]:
+    return {k: v for k, v in synthesized.raw(stack)["Resources"].items() if v["Type"] == kind}
+
+
+def test_data_lake_buckets_are_kms_encrypted_versioned_private(synthesized: Synthesized) -> None:
+    template = synthesized.template("FacetDataLake")
+    template.resource_properties_count_is(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {
+                            "ServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": Match.any_value(),
+                            }
+                        }
+                    )
+                ]
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": Match.object_like({"DestinationBucketName": Match.any_value()}),
+        },
+        2,
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_data_lake_lifecycle_rules_for_raw_and_inference(synthesized: Synthesized) -> None:
+    buckets = resources(synthesized, "FacetDataLake", "AWS::S3::Bucket").values()
+    rules = [
+        rule
+        for b in buckets
+        for rule in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+    ]
+    by_prefix = {rule.get("Prefix"): rule for rule in rules}
+    assert by_prefix["raw/"]["Transitions"][0]["StorageClass"] == "STANDARD_IA"
+    assert by_prefix["inference/"]["ExpirationInDays"] == 365
+
+
+def test_every_bucket_denies_plain_http(synthesized: Synthesized) -> None:
+    policies = resources(synthesized, "FacetDataLake", "AWS::S3::BucketPolicy").values()
+    assert len(policies) == 3
+    for policy in policies:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_data_lake_sends_object_events_to_eventbridge(synthesized: Synthesized) -> None:
+    synthesized.template("FacetDataLake").has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {"NotificationConfiguration": {"EventBridgeConfiguration": {}}},
+    )
+
+
+def test_state_machine_is_the_shared_asl_file_with_substitutions(synthesized: Synthesized) -> None:
+    (machine,) = resources(
+        synthesized, "FacetTrainingPipeline", "AWS::StepFunctions::StateMachine"
+    ).values()
+    properties = machine["Properties"]
+    assert properties["StateMachineName"] == STATE_MACHINE
+    # DefinitionBody.from_file ships the file itself as an S3 asset, byte for byte.
+    asset = synthesized.outdir / f"asset.{properties['DefinitionS3Location']['Key']}"
+    assert asset.read_text() == raw_definition()
+    assert set(properties["DefinitionSubstitutions"]) == expected_substitutions()
+    # Substituting placeholder values gives the same states the local emulation runs.
+    values = {
+        name: f"arn:aws:lambda:us-east-1:111111111111:function:{name}"
+        for name in expected_substitutions()
+    }
+    assert state_names(substitute(values)) == state_names()
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    assert properties["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_state_machine_substitutes_each_step_function(synthesized: Synthesized) -> None:
+    (machine,) = resources(
+        synthesized, "FacetTrainingPipeline", "AWS::StepFunctions::StateMachine"
+    ).values()
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
+    by_logical_id = {
+        logical_id: f["Properties"]["FunctionName"] for logical_id, f in functions.items()
+    }
+    for placeholder, handler in STEP_FUNCTIONS.items():
+        logical_id = substitutions[placeholder.value]["Fn::GetAtt"][0]
+        assert by_logical_id[logical_id] == step_function_name(handler)
+    # With a fixed region the SDK's lookup gives the concrete framework image URI.
+    assert (
+        substitutions["TrainingImage"]
+        == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
+    )
+
+
+def test_pipeline_functions_are_images_with_their_handler_and_shared_env_names(
+    synthesized: Synthesized,
+) -> None:
+    functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
+    commands = {}
+    for function in functions.values():
+        properties = function["Properties"]
+        if properties.get("PackageType") != "Image":
+            continue
+        commands[properties["FunctionName"]] = properties["ImageConfig"]["Command"][0]
+        assert set(properties["Environment"]["Variables"]) <= ENV_NAMES
+        assert properties["MemorySize"] >= 2048 and properties["TracingConfig"] == {
+            "Mode": "Active"
+        }
+    assert commands == {
+        step_function_name(h): f"pipeline.handlers.{h}" for h in STEP_FUNCTIONS.values()
+    }
+
+
+def test_serving_lambda_runtime_memory_and_environment(synthesized: Synthesized) -> None:
+    template = synthesized.template("FacetServing")
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": SERVING_FUNCTION,
+            "Runtime": "python3.12",
+            "Handler": SERVING_HANDLER,
+            "MemorySize": 1024,
+            "Architectures": ["x86_64"],
+            "ReservedConcurrentExecutions": 50,
+            "Environment": {
+                "Variables": Match.object_like({Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP})
+            },
+        },
+    )
+    (function,) = [
+        f
+        for f in resources(synthesized, "FacetServing", "AWS::Lambda::Function").values()
+        if f["Properties"].get("FunctionName") == SERVING_FUNCTION
+    ]
+    assert set(function["Properties"]["Environment"]["Variables"]) <= ENV_NAMES
+
+
+def test_api_stage_throttling_access_logs_and_tracing(synthesized: Synthesized) -> None:
+    synthesized.template("FacetServing").has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": API_STAGE,
+            "TracingEnabled": True,
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200})]
+            ),
+        },
+    )
+
+
+def test_api_requires_keys_on_v1_and_validates_the_price_body(synthesized: Synthesized) -> None:
+    template = synthesized.raw("FacetServing")["Resources"]
+    methods = [r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::Method"]
+    keyed = [m for m in methods if m.get("ApiKeyRequired")]
+    assert len(keyed) == 2  # /v1/{proxy+} ANY and /v1/prices POST
+    validated = [m for m in methods if m.get("RequestValidatorId")]
+    assert len(validated) == 1 and validated[0]["HttpMethod"] == "POST"
+    models = [r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::Model"]
+    schema = models[0]["Schema"]
+    assert schema["properties"]["cut"]["enum"] == ["Fair", "Good", "Very Good", "Premium", "Ideal"]
+    assert (
+        schema["properties"]["carat"] == Match.object_like({})
+        or schema["properties"]["carat"]["exclusiveMinimum"] is True
+    )
+    assert schema["additionalProperties"] is False
+    usage_plans = [
+        r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::UsagePlan"
+    ]
+    assert usage_plans[0]["Throttle"] and usage_plans[0]["Quota"]["Period"] == "MONTH"
+
+
+def _statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for stack in synthesized.stacks:
+        for logical_id, resource in synthesized.raw(stack)["Resources"].items():
+            if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::Role"}:
+                documents = [resource["Properties"].get("PolicyDocument")] + [
+                    p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])
+                ]
+                for document in filter(None, documents):
+                    found += [(f"{stack}/{logical_id}", s) for s in document["Statement"]]
+    return found
+
+
+ALLOWED_STAR_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "cloudwatch:PutMetricData",
+    "ecr:GetAuthorizationToken",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def test_iam_never_grants_star_resources_where_an_arn_exists(synthesized: Synthesized) -> None:
+    for where, statement in _statements(synthesized):
+        resources_ = statement.get("Resource")
+        if resources_ in ("*", ["*"]):
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert set(actions) <= ALLOWED_STAR_ACTIONS, (where, actions)
+            if "cloudwatch:PutMetricData" in actions:
+                assert "cloudwatch:namespace" in json.dumps(statement.get("Condition", {})), where
+
+
+def test_iam_s3_object_grants_are_scoped_to_zone_prefixes(synthesized: Synthesized) -> None:
+    for where, statement in _statements(synthesized):
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if (
+            any(a in {"s3:PutObject", "s3:DeleteObject"} for a in actions)
+            and "TrainingPipeline" in where
+        ):
+            for resource in (
+                statement["Resource"]
+                if isinstance(statement["Resource"], list)
+                else [statement["Resource"]]
+            ):
+                text = json.dumps(resource)
+                assert re.search(
+                    r"/(raw|validated|quarantine|curated/ledger|curated/datasets|reports|training-jobs|inference)/\*",
+                    text,
+                ), (where, text)
+
+
+def test_training_role_can_only_be_passed_to_sagemaker(synthesized: Synthesized) -> None:
+    passes = [s for _, s in _statements(synthesized) if s["Action"] == "iam:PassRole"]
+    assert passes and all(
+        s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+        for s in passes
+    )
+
+
+def test_registry_group_and_approval_rule_deploys(synthesized: Synthesized) -> None:
+    template = synthesized.template("FacetModelRegistry")
+    template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": MODEL_PACKAGE_GROUP}
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": Match.object_like({"ModelPackageGroupName": [MODEL_PACKAGE_GROUP]}),
+            }
+        },
+    )
+
+
+def test_triggers_raw_objects_and_daily_drift_check(synthesized: Synthesized) -> None:
+    rules = [
+        r["Properties"]
+        for r in resources(synthesized, "FacetTrainingPipeline", "AWS::Events::Rule").values()
+    ]
+    raw = next(r for r in rules if "EventPattern" in r)
+    assert raw["EventPattern"]["detail"]["object"] == {"key": [{"prefix": "raw/"}]}
+    assert raw["Targets"][0]["InputTransformer"]["InputPathsMap"]["key"] == "$.detail.object.key"
+    schedule = next(r for r in rules if "ScheduleExpression" in r)
+    assert schedule["ScheduleExpression"] == "rate(1 day)"
+    assert json.loads(schedule["Targets"][0]["Input"]) == {"trigger": "schedule"}
+
+
+def test_pipeline_failure_alarm_notifies_an_encrypted_topic(synthesized: Synthesized) -> None:
+    template = synthesized.template("FacetTrainingPipeline")
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "ExecutionsFailed", "AlarmActions": Match.any_value()},
+    )
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+
+
+def test_dashboard_shows_latency_errors_runs_and_production_version(
+    synthesized: Synthesized,
+) -> None:
+    (dashboard,) = resources(synthesized, "FacetMonitoring", "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for needle in (
+        "p50",
+        "p99",
+        "5XXError",
+        "4XXError",
+        "ExecutionsFailed",
+        "ProductionModelVersion",
+    ):
+        assert needle in body, needle
