@@ -30,6 +30,7 @@ bench: ## Measured targets, printed (not tests). Needs Debian's wrk for the load
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_infra.py
 
 synth: ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
 	time npx cdk synth -q

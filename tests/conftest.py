@@ -56,3 +56,11 @@ def aws_emulator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 def served_model_dir(default_model: tuple[PriceModel, Path]) -> Path:
     """The default model's artifact directory, for serving it without a registry."""
     return default_model[1]
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The CDK app synthesized once per session with cdk.json's context (tests/infra/conftest.py)."""
+    from tests.infra.conftest import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("cdk.out"))

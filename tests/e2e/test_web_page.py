@@ -113,3 +113,31 @@ def test_web_page_shows_the_api_error_for_bad_input(gateway: Gateway, browser: A
         lambda d: d.find_element(By.CSS_SELECTOR, "#result.error")
     )
     assert "depth" in result.text and "80" in result.text
+
+
+def test_web_page_sends_the_api_key_the_cloud_api_requires(
+    served_model_dir: Path, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment |= {
+        Env.MODEL_DIR.value: str(served_model_dir),
+        Env.DATA_BUCKET.value: "",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with Gateway(free_port(), workers=1, api_key="staff-key", environment=environment) as keyed:
+        browser.get(f"{keyed.url}/")
+        browser.find_element(By.ID, "price-button").click()
+        refused = WebDriverWait(browser, 20).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "#result.error")
+        )
+        assert "403" in refused.text or "Forbidden" in refused.text
+        browser.find_element(By.ID, "api-key").send_keys("staff-key")
+        browser.find_element(By.ID, "price-button").click()
+        price = WebDriverWait(browser, 20).until(
+            expected_conditions.visibility_of_element_located((By.ID, "price"))
+        )
+        assert price.text.startswith("$")

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,8 +43,3 @@ def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
         child.node.id: child for child in app.node.children if hasattr(child, "template_options")
     }
     return Synthesized(app, outdir, stacks)
-
-
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))

@@ -1,0 +1,245 @@
+"""Facet's diagrams as code (the `diagrams` package, rendered by Graphviz to PNG).
+
+    python diagrams/facet_diagrams.py [OUT_DIR]      # default: diagrams/
+
+Every AWS node names the CloudFormation resource type it stands for, so a test can check that each
+diagram shows only services the CDK app really declares.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diagrams.aws.compute import ECR, Lambda
+from diagrams.aws.integration import SNS, SQS, Eventbridge, StepFunctions
+from diagrams.aws.management import Cloudwatch, ParameterStore
+from diagrams.aws.ml import Sagemaker, SagemakerModel, SagemakerTrainingJob
+from diagrams.aws.network import APIGateway
+from diagrams.aws.security import KMS
+from diagrams.aws.storage import S3
+from diagrams.onprem.client import Users
+from diagrams.programming.language import Python
+
+from diagrams import Cluster, Diagram, Edge
+
+HERE = Path(__file__).resolve().parent
+GRAPH = {"fontsize": "13", "pad": "0.4", "nodesep": "0.5", "ranksep": "0.8"}
+
+
+@dataclass
+class Recorder:
+    """What each diagram draws: CloudFormation types, ASL resources (asl:...) or local parts."""
+
+    shown: dict[str, set[str]] = field(default_factory=dict)
+    current: str = ""
+
+    def node(self, kind: type, label: str, represents: str) -> Any:
+        self.shown.setdefault(self.current, set()).add(represents)
+        return kind(label)
+
+
+RECORDER = Recorder()
+
+
+@contextmanager
+def diagram(name: str, title: str, out_dir: Path, direction: str = "LR") -> Any:
+    RECORDER.current = name
+    RECORDER.shown[name] = set()
+    with Diagram(
+        title,
+        filename=str(out_dir / name),
+        show=False,
+        outformat="png",
+        direction=direction,
+        graph_attr=GRAPH,
+    ) as drawn:
+        yield drawn
+
+
+def system_overview(out_dir: Path) -> None:
+    n = RECORDER.node
+    with diagram("system_overview", "Facet on AWS: data in, model registered, prices out", out_dir):
+        appraisers = Users("appraisals (CSV)")
+        clients = Users("web app / partners")
+        with Cluster("Data lake (S3, SSE-KMS, versioned)"):
+            lake = n(
+                S3, "raw/ validated/ quarantine/\ncurated/ inference/ reports/", "AWS::S3::Bucket"
+            )
+            key = n(KMS, "customer key", "AWS::KMS::Key")
+        artifacts = n(S3, "artifacts\n(model.tar.gz, code)", "AWS::S3::Bucket")
+        rule = n(Eventbridge, "raw/ object created\n+ daily drift check", "AWS::Events::Rule")
+        with Cluster("Training pipeline (one ASL file)"):
+            machine = n(StepFunctions, "Step Functions", "AWS::StepFunctions::StateMachine")
+            steps = n(
+                Lambda,
+                "validate · build dataset\nevaluate · register · deploy",
+                "AWS::Lambda::Function",
+            )
+            training = n(
+                SagemakerTrainingJob,
+                "SageMaker training job\n(scikit-learn image)",
+                "asl:arn:aws:states:::sagemaker:createTrainingJob",
+            )
+        registry = n(
+            SagemakerModel,
+            "Model Registry\n(latest Approved = production)",
+            "AWS::SageMaker::ModelPackageGroup",
+        )
+        pointer = n(ParameterStore, "production pointer", "AWS::SSM::Parameter")
+        with Cluster("Serving"):
+            api = n(
+                APIGateway,
+                "API Gateway (REST, prod)\nAPI keys · throttling",
+                "AWS::ApiGateway::RestApi",
+            )
+            serving = n(Lambda, "FastAPI via Mangum", "AWS::Lambda::Function")
+        monitoring = n(Cloudwatch, "dashboard + alarms", "AWS::CloudWatch::Dashboard")
+        topic = n(SNS, "alarm topic", "AWS::SNS::Topic")
+        appraisers >> lake >> rule >> machine >> steps
+        machine >> training >> artifacts
+        steps >> registry >> pointer
+        clients >> api >> serving
+        serving >> Edge(label="follows") >> registry
+        serving >> Edge(label="logs requests") >> lake
+        lake - key
+        [machine, api] >> monitoring >> topic
+
+
+def training_pipeline(out_dir: Path) -> None:
+    n = RECORDER.node
+    with diagram(
+        "training_pipeline",
+        "The training pipeline (Step Functions, pipeline/training_pipeline.asl.json)",
+        out_dir,
+    ):
+        trigger = n(Eventbridge, "new raw/ batch\nor daily schedule", "AWS::Events::Rule")
+        validate = n(Lambda, "Validate batch\n(quarantine + ledger)", "AWS::Lambda::Function")
+        drift = n(Lambda, "Check drift", "AWS::Lambda::Function")
+        build = n(Lambda, "Build dataset\n(content-hashed)", "AWS::Lambda::Function")
+        train = n(
+            SagemakerTrainingJob,
+            "Start training job\n→ wait → check",
+            "asl:arn:aws:states:::sagemaker:createTrainingJob",
+        )
+        evaluate = n(
+            Lambda, "Evaluate model\n(frozen holdout vs production)", "AWS::Lambda::Function"
+        )
+        register = n(Lambda, "Register model\n(metrics, versions, reason)", "AWS::Lambda::Function")
+        deploy = n(Lambda, "Deploy model\n(approve, point production)", "AWS::Lambda::Function")
+        report = n(Lambda, "Write report", "AWS::Lambda::Function")
+        failure = n(Lambda, "Record failure\n(production untouched)", "AWS::Lambda::Function")
+        registry = n(SagemakerModel, "Model Registry", "AWS::SageMaker::ModelPackageGroup")
+        alarm = n(Cloudwatch, "failed-run alarm", "AWS::CloudWatch::Alarm")
+        trigger >> [validate, drift]
+        validate >> build
+        drift >> Edge(label="drifted") >> build
+        (
+            build
+            >> train
+            >> evaluate
+            >> register
+            >> Edge(label="better than production?")
+            >> deploy
+            >> report
+        )
+        register >> Edge(label="rejected: reason") >> report
+        register >> registry
+        deploy >> registry
+        (
+            [validate, build, train, evaluate]
+            >> Edge(style="dashed", color="firebrick", label="any error")
+            >> failure
+            >> alarm
+        )
+
+
+def serving_path(out_dir: Path) -> None:
+    n = RECORDER.node
+    with diagram("serving_path", "Serving: one price, explained", out_dir):
+        client = Users("web page / partner")
+        api = n(
+            APIGateway,
+            "API Gateway REST\nstage prod, API key, validation",
+            "AWS::ApiGateway::RestApi",
+        )
+        function = n(Lambda, "serving Lambda\nFastAPI + Mangum", "AWS::Lambda::Function")
+        registry = n(
+            SagemakerModel, "Model Registry\n(latest Approved)", "AWS::SageMaker::ModelPackageGroup"
+        )
+        artifacts = n(S3, "model.tar.gz\n(sha256-checked)", "AWS::S3::Bucket")
+        lake = n(S3, "inference/ logs", "AWS::S3::Bucket")
+        endpoint = n(
+            Sagemaker,
+            "alternative: SageMaker\nserverless endpoint\n(/ping, /invocations)",
+            "AWS::SageMaker::Endpoint",
+        )
+        image = n(ECR, "same serving code\n(container image)", "AWS::SageMaker::Model")
+        metrics = n(Cloudwatch, "latency, 4xx/5xx", "AWS::CloudWatch::Dashboard")
+        client >> api >> function
+        function >> Edge(label="every 30 s") >> registry
+        function >> Edge(label="on a new version") >> artifacts
+        function >> Edge(label="batched") >> lake
+        image - endpoint
+        endpoint >> registry
+        api >> metrics
+
+
+def local_emulation(out_dir: Path) -> None:
+    n = RECORDER.node
+    with diagram(
+        "local_emulation",
+        "Locally: the same definition, handlers and training code",
+        out_dir,
+        direction="TB",
+    ):
+        cli = n(Python, "facet demo / ingest / serve", "local:cli")
+        with Cluster("embedded moto 5.2.5 (control plane) on 127.0.0.1"):
+            s3 = n(S3, "S3 (lake, artifacts)", "AWS::S3::Bucket")
+            events = n(Eventbridge, "EventBridge rule", "AWS::Events::Rule")
+            queue = n(SQS, "trigger queue (local only)", "local:queue")
+            machine = n(
+                StepFunctions,
+                "Step Functions\n(executes the ASL file)",
+                "AWS::StepFunctions::StateMachine",
+            )
+            registry = n(
+                SagemakerModel, "SageMaker Model Registry", "AWS::SageMaker::ModelPackageGroup"
+            )
+        with Cluster("local compute plugged into moto"):
+            runtime = n(
+                Python, "Lambda executor\n(handler in its own process)", "local:lambda-executor"
+            )
+            trainer = n(Python, "training-job runner\n(/opt/ml contract)", "local:training-runner")
+        gateway = n(Python, "API Gateway-style gateway\n(REST proxy events)", "local:gateway")
+        cli >> s3 >> events >> queue >> machine
+        machine >> Edge(label="Lambda invoke") >> runtime
+        machine >> Edge(label="CreateTrainingJob") >> trainer >> s3
+        runtime >> registry
+        cli >> gateway >> Edge(label="serving.handler") >> registry
+
+
+DIAGRAMS: dict[str, Callable[[Path], None]] = {
+    "system_overview": system_overview,
+    "training_pipeline": training_pipeline,
+    "serving_path": serving_path,
+    "local_emulation": local_emulation,
+}
+
+
+def render_all(out_dir: Path = HERE) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = {}
+    for name, build in DIAGRAMS.items():
+        build(out_dir)
+        rendered[name] = out_dir / f"{name}.png"
+    return rendered
+
+
+if __name__ == "__main__":
+    for name, path in render_all(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE).items():
+        print(f"{name}: {path}")
