@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test lint bench synth assets notebook clean
+.PHONY: setup demo demo-localstack test lint bench synth assets notebook clean
 
 setup: ## Debian packages if missing, then .venv with every dependency set (torch: the CPU build).
 	./scripts/system-packages.sh
@@ -13,9 +13,13 @@ setup: ## Debian packages if missing, then .venv with every dependency set (torc
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[serving,training,torch,emulation,infra,dev]"
 	npm ci --no-audit --no-fund --silent
+	$(BIN)/python -m local_emulation.localstack install
 
 demo: ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
 	$(BIN)/facet demo
+
+demo-localstack: ## The same against LocalStack in host mode (started if not running).
+	$(BIN)/facet demo --backend localstack
 
 test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failure here.
 	$(BIN)/python -m pytest -q

@@ -6,10 +6,12 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +19,10 @@ import typer
 
 from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, step_function_name
 from contracts.schema import example_diamond
+from local_emulation import localstack
 from local_emulation.gateway import Gateway
 from local_emulation.provision import client, serving_environment
-from local_emulation.session import EmulatorGoneError, Session, open_session
+from local_emulation.session import EmulatorGoneError, Session, open_session, service_backends
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, start
 from pipeline.lake import batch_stamp
@@ -36,6 +39,11 @@ app.add_typer(pipeline_app, name="pipeline")
 REPORTS_DIR = Path("build/reports")
 DEFAULT_PORT = 5599
 DEFAULT_API_PORT = 8000
+
+
+class Backend(StrEnum):
+    MOTO = "moto"
+    LOCALSTACK = "localstack"
 
 
 @app.callback()
@@ -199,6 +207,19 @@ def demo(
     api_port: Annotated[
         int, typer.Option(help="Port of the price API on 127.0.0.1.")
     ] = DEFAULT_API_PORT,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="moto: everything on the embedded moto. localstack: S3, SSM, EventBridge, "
+            "SQS, API Gateway on LocalStack; SageMaker, Step Functions, Lambda on moto."
+        ),
+    ] = Backend.MOTO,
+    localstack_url: Annotated[
+        str,
+        typer.Option(
+            help="LocalStack to use; started (host mode, no Docker) if nothing answers there."
+        ),
+    ] = "http://127.0.0.1:4566",
 ) -> None:
     """The whole system locally: emulator, resources, batches, pipeline runs, registry, API."""
     started = time.monotonic()
@@ -210,11 +231,14 @@ def demo(
     }
 
     def run() -> None:
-        with open_session(port=port, record=True, fresh=True) as session:
-            typer.echo(
-                f"AWS emulator (moto) at {session.endpoint}; resources provisioned "
-                f"({time.monotonic() - started:.1f} s)"
-            )
+        use_localstack = localstack_url if backend is Backend.LOCALSTACK else None
+        with open_session(
+            port=port, record=True, fresh=True, localstack_url=use_localstack
+        ) as session:
+            elapsed = time.monotonic() - started
+            typer.echo(f"resources provisioned ({elapsed:.1f} s); where each service runs:")
+            for service, endpoint, label in service_backends(session.labels):
+                typer.echo(f"  {service:<14} {label:<16} {endpoint}")
             directory = Path("build/batches")
             plan = make_batches(len(changes), rows=rows, changes=changes)
             for index, batch in enumerate(plan):
@@ -240,7 +264,19 @@ def demo(
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
                     )
 
-    _guard(run)
+    started_localstack = None
+    if backend is Backend.LOCALSTACK and not localstack.healthy(localstack_url):
+        port_of_localstack = int(localstack_url.rsplit(":", 1)[1])
+        typer.echo(f"starting LocalStack {localstack.VERSION} in host mode on {localstack_url} ...")
+        try:
+            started_localstack = localstack.start(port_of_localstack)
+        except (localstack.LocalStackError, subprocess.CalledProcessError) as error:
+            _fail(f"LocalStack could not be started: {error}")
+    try:
+        _guard(run)
+    finally:
+        if started_localstack is not None:
+            started_localstack.stop()
 
 
 @app.command()

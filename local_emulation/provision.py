@@ -14,6 +14,7 @@ from typing import Any, Final
 import boto3
 
 from contracts.names import (
+    API_NAME,
     API_STAGE,
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
@@ -23,6 +24,8 @@ from contracts.names import (
     PARAM_PRODUCTION_MODEL,
     PIPELINE_CODE_PACKAGES,
     PIPELINE_HANDLER_MODULE,
+    RAW_BATCH_EVENT_PATHS,
+    RAW_BATCH_EVENT_TEMPLATE,
     RAW_OBJECT_RULE,
     REFERENCE_DATASET_KEY,
     SAGEMAKER_EXECUTION_ROLE,
@@ -270,7 +273,7 @@ def provision(
             timeout=PIPELINE_LAMBDA_TIMEOUT,
             memory=PIPELINE_LAMBDA_MEMORY,
         )
-    _function(
+    serving_arn = _function(
         lam,
         name=SERVING_FUNCTION,
         handler=SERVING_HANDLER,
@@ -309,13 +312,19 @@ def provision(
         EventPattern=json.dumps(raw_object_event_pattern(names.data_bucket)),
         State="ENABLED",
     )
-    # The cloud rule targets the state machine with RAW_BATCH_EVENT_TEMPLATE. moto 5.2.5 cannot
-    # deliver to a Step Functions target (NotImplementedError, which also stops delivery to the
-    # targets after it), so the local rule feeds a queue and `triggers.drain` starts executions,
-    # applying the same input transformer (moto skips transformers for S3-originated events).
+    # The cloud rule targets the state machine with this transformer. moto 5.2.5 cannot deliver to
+    # a Step Functions target (NotImplementedError, which also stops delivery to the targets after
+    # it), so the local rule feeds a queue and `triggers.drain` starts executions. LocalStack
+    # applies the transformer; moto skips it for S3 events, so `drain` applies the same one.
+    transformer = {
+        "InputPathsMap": RAW_BATCH_EVENT_PATHS,
+        "InputTemplate": RAW_BATCH_EVENT_TEMPLATE,
+    }
     events.put_targets(
-        Rule=RAW_OBJECT_RULE, Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn}]
+        Rule=RAW_OBJECT_RULE,
+        Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn, "InputTransformer": transformer}],
     )
+    api_definition(client("apigateway"), serving_arn, region)
     return Deployment(
         account,
         region,
@@ -325,3 +334,57 @@ def provision(
         queue_url,
         names.model_package_group,
     )
+
+
+def api_definition(apigateway: Any, function_arn: str, region: str) -> str:
+    """The REST API as the CDK app declares it (root, {proxy+}, /v1 with API keys, stage prod).
+
+    Requests are served by the local gateway (local_emulation/gateway.py): invoking a Lambda proxy
+    integration needs a Lambda runtime the emulators here do not have without Docker.
+    """
+    existing = [
+        api for api in apigateway.get_rest_apis().get("items", []) if api["name"] == API_NAME
+    ]
+    if existing:
+        return str(existing[0]["id"])
+    api_id = apigateway.create_rest_api(
+        name=API_NAME, binaryMediaTypes=["multipart/form-data", "text/csv"]
+    )["id"]
+    root = next(
+        r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/"
+    )
+    uri = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+    def method(resource: str, http_method: str, key: bool) -> None:
+        apigateway.put_method(
+            restApiId=api_id,
+            resourceId=resource,
+            httpMethod=http_method,
+            authorizationType="NONE",
+            apiKeyRequired=key,
+        )
+        apigateway.put_integration(
+            restApiId=api_id,
+            resourceId=resource,
+            httpMethod=http_method,
+            type="AWS_PROXY",
+            integrationHttpMethod="POST",
+            uri=uri,
+        )
+
+    method(root, "GET", key=False)
+    proxy = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")["id"]
+    method(proxy, "ANY", key=False)
+    v1 = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="v1")["id"]
+    method(
+        apigateway.create_resource(restApiId=api_id, parentId=v1, pathPart="{proxy+}")["id"],
+        "ANY",
+        key=True,
+    )
+    method(
+        apigateway.create_resource(restApiId=api_id, parentId=v1, pathPart="prices")["id"],
+        "POST",
+        key=True,
+    )
+    apigateway.create_deployment(restApiId=api_id, stageName=API_STAGE)
+    return str(api_id)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class Session:
     endpoint: str
     deployment: Deployment
     embedded: EmbeddedEmulator | None
+    labels: dict[str, str]
 
     def land_batch(self, path: Path, name: str) -> str:
         key = f"{Zone.RAW.prefix()}{name}"
@@ -122,23 +124,65 @@ def _provisioned() -> bool:
 
 
 def _reachable(endpoint: str) -> bool:
+    """Whether something listens at the endpoint's host and port."""
+    parts = urllib.parse.urlsplit(endpoint)
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2):
             return True
     except OSError:
         return False
 
 
-def recorded_endpoint() -> str | None:
+# With LocalStack, these services stay on the embedded moto: SageMaker (not in LocalStack's free
+# edition), and Step Functions, Lambda and IAM because only moto's executions can reach the local
+# Lambda compute (LocalStack's Lambda needs Docker).
+MOTO_SERVICES_WITH_LOCALSTACK: Final = ("SAGEMAKER", "SFN", "LAMBDA", "IAM")
+SHOWN_SERVICES: Final = (
+    "s3",
+    "ssm",
+    "events",
+    "sqs",
+    "apigateway",
+    "cloudwatch",
+    "stepfunctions",
+    "lambda",
+    "sagemaker",
+    "iam",
+)
+
+
+def endpoint_environment(default: str, moto: str | None = None) -> dict[str, str]:
+    """AWS_ENDPOINT_URL (and per-service overrides): boto3 reads these itself."""
+    environment = {"AWS_ENDPOINT_URL": default}
+    if moto is not None:
+        environment |= {
+            f"AWS_ENDPOINT_URL_{service}": moto for service in MOTO_SERVICES_WITH_LOCALSTACK
+        }
+    return environment
+
+
+def service_backends(labels: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(service, endpoint, backend) for the services Facet uses, as boto3 resolves them now."""
+    rows = []
+    for service in SHOWN_SERVICES:
+        endpoint = str(client(service).meta.endpoint_url)
+        label = next(
+            (name for url, name in labels.items() if endpoint.rstrip("/") == url.rstrip("/")), "?"
+        )
+        rows.append((service, endpoint, label))
+    return rows
+
+
+def recorded_environment() -> dict[str, str] | None:
     if not ENDPOINT_FILE.exists():
         return None
-    endpoint = str(json.loads(ENDPOINT_FILE.read_text())["endpoint"])
-    return endpoint if _reachable(endpoint) else None
+    environment = dict(json.loads(ENDPOINT_FILE.read_text())["environment"])
+    return environment if all(_reachable(url) for url in set(environment.values())) else None
 
 
-def record_endpoint(endpoint: str) -> None:
+def record_endpoint(environment: dict[str, str]) -> None:
     STATE_DIR.mkdir(exist_ok=True)
-    ENDPOINT_FILE.write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+    ENDPOINT_FILE.write_text(json.dumps({"environment": environment, "pid": os.getpid()}))
 
 
 def forget_endpoint() -> None:
@@ -154,28 +198,47 @@ def open_session(
     record: bool = False,
     provision_resources: bool = True,
     provision_options: dict[str, Any] | None = None,
+    localstack_url: str | None = None,
 ) -> Iterator[Session]:
-    """A provisioned deployment on the chosen endpoint; `fresh` always starts an embedded one."""
-    external = None if fresh else (os.environ.get("AWS_ENDPOINT_URL") or recorded_endpoint())
+    """A provisioned deployment on the chosen endpoints.
+
+    `fresh` starts an embedded moto; with `localstack_url` too, LocalStack serves everything but
+    the MOTO_SERVICES_WITH_LOCALSTACK, which stay on the embedded moto.
+    """
+    external: dict[str, str] | None = None
+    if not fresh:
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            external = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
+        else:
+            external = recorded_environment()
     embedded: EmbeddedEmulator | None = None
-    saved = os.environ.get("AWS_ENDPOINT_URL")
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
+    labels: dict[str, str] = {}
     try:
         if external:
-            os.environ["AWS_ENDPOINT_URL"] = external
+            os.environ.update(external)
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
             os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-            endpoint = external
+            environment = external
         else:
             embedded = EmbeddedEmulator(port).start()
-            endpoint = embedded.endpoint
+            environment = endpoint_environment(
+                localstack_url or embedded.endpoint, embedded.endpoint if localstack_url else None
+            )
+            os.environ.update(environment)
+            labels[embedded.endpoint] = "moto (embedded)"
+        if localstack_url:
+            labels[localstack_url] = "LocalStack"
+        endpoint = environment["AWS_ENDPOINT_URL"]
+        labels.setdefault(endpoint, "moto (embedded)" if embedded else "external")
         if embedded is not None or (provision_resources and not _provisioned()):
             deployment = provision(**(provision_options or {}))
         else:
             deployment = existing_deployment()
         if record and embedded is not None:
-            record_endpoint(endpoint)  # only now: other commands may use it from here on
-        yield Session(endpoint, deployment, embedded)
+            record_endpoint(environment)  # only now: other commands may use it from here on
+        yield Session(endpoint, deployment, embedded, labels)
     except EMULATOR_GONE_ERRORS as error:
         raise EmulatorGoneError(
             f"the AWS endpoint {os.environ.get('AWS_ENDPOINT_URL')} stopped answering ({error})"
@@ -185,5 +248,7 @@ def open_session(
             if record:
                 forget_endpoint()
             embedded.stop()
-        elif saved is None:
-            os.environ.pop("AWS_ENDPOINT_URL", None)
+        for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+            if name not in saved:
+                os.environ.pop(name)
+        os.environ.update(saved)

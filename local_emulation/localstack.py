@@ -1,0 +1,214 @@
+"""LocalStack in host mode, without Docker: install it, start it on 127.0.0.1, stop it.
+
+    python -m local_emulation.localstack install | start | stop | status
+
+localstack-core 2026.3.0's runtime needs Python >= 3.12 (3.13 here, from pyenv) and a few pins
+(DESIGN.md §3), so it lives in its own virtualenv, `.venv-localstack`. With Docker and an auth
+token (required since 2026-03) the image works too:
+
+    docker run --rm -p 127.0.0.1:4566:4566 -e LOCALSTACK_AUTH_TOKEN=... \\
+        localstack/localstack:2026.3.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+REPO: Final = Path(__file__).resolve().parents[1]
+VENV: Final = REPO / ".venv-localstack"
+STATE: Final = REPO / ".facet" / "localstack.json"
+VERSION: Final = "2026.3.0"
+REQUIREMENTS: Final = (
+    f"localstack-core[runtime]=={VERSION}",
+    "cbor2<6",
+    "pyopenssl==25.3.0",
+    "cryptography>=45.0.7,<47",
+    "service-identity",
+)
+DEFAULT_PORT: Final = 4566
+
+
+class LocalStackError(Exception):
+    """LocalStack could not be installed, started or reached."""
+
+
+def find_python() -> str:
+    """A Python >= 3.12 for LocalStack's runtime: python3.13/3.12 on PATH, or pyenv's."""
+    for name in ("python3.13", "python3.12"):
+        found = shutil.which(name)
+        if found:
+            return found
+    versions = Path.home() / ".pyenv" / "versions"
+    for pattern in ("3.13*/bin/python3.13", "3.12*/bin/python3.12"):
+        matches = sorted(versions.glob(pattern))
+        if matches:
+            return str(matches[-1])
+    raise LocalStackError(
+        "LocalStack's host-mode runtime needs Python 3.12 or 3.13; none was found (PATH, pyenv)"
+    )
+
+
+def python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def installed() -> bool:
+    if not python().exists():
+        return False
+    probe = subprocess.run(
+        [str(python()), "-c", "import localstack.runtime.main"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def install() -> None:
+    if installed():
+        return
+    base = find_python()
+    subprocess.run([base, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [
+            str(python()),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REQUIREMENTS,
+        ],
+        check=True,
+    )
+    if not installed():
+        raise LocalStackError(f"localstack-core {VERSION} did not install into {VENV}")
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_localstack/health", timeout=2) as response:
+            services = json.loads(response.read()).get("services", {})
+    except (OSError, ValueError):
+        return False
+    return services.get("s3") in {"available", "running"}
+
+
+@dataclass
+class LocalStack:
+    """A LocalStack process this code started (and must stop)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL: LocalStack's own shutdown sometimes hangs."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start(port: int = DEFAULT_PORT, timeout: float = 60.0, log: Path | None = None) -> LocalStack:
+    install()
+    data_dir = Path(tempfile.mkdtemp(prefix="facet-localstack-"))
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_SERVER": "hypercorn",
+        "DNS_ADDRESS": "0",
+        "OVERRIDE_IN_DOCKER": "0",
+        "FILESYSTEM_ROOT": str(data_dir),
+        "LOCALSTACK_VOLUME_DIR": str(data_dir / "volume"),
+        "DISABLE_EVENTS": "1",
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+    }
+    output = (log or data_dir / "localstack.log").open("wb")
+    process = subprocess.Popen(
+        [str(python()), "-m", "localstack.runtime.main"],
+        env=environment,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    running = LocalStack(port, process, data_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            running.stop()
+            raise LocalStackError(
+                f"LocalStack exited with {process.returncode} while starting (log: {output.name})"
+            )
+        if healthy(running.url):
+            return running
+        time.sleep(0.3)
+    running.stop()
+    raise LocalStackError(
+        f"LocalStack did not become healthy on {running.url} within {timeout:.0f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="LocalStack in host mode (no Docker).")
+    parser.add_argument("action", choices=["install", "start", "stop", "status"])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args()
+    if args.action == "install":
+        install()
+        print(f"LocalStack {VERSION} installed in {VENV}")
+    elif args.action == "start":
+        running = start(args.port)
+        STATE.parent.mkdir(exist_ok=True)
+        STATE.write_text(
+            json.dumps(
+                {
+                    "pid": running.process.pid,
+                    "port": running.port,
+                    "data_dir": str(running.data_dir),
+                }
+            )
+        )
+        print(f"LocalStack {VERSION} at {running.url} (pid {running.process.pid})")
+        print("stop it with: python -m local_emulation.localstack stop")
+    elif args.action == "stop":
+        if not STATE.exists():
+            print("no LocalStack started by Facet is recorded")
+            return
+        state = json.loads(STATE.read_text())
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(state["pid"], sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and Path(f"/proc/{state['pid']}").exists():
+                time.sleep(0.2)
+        shutil.rmtree(state["data_dir"], ignore_errors=True)
+        STATE.unlink()
+        print("LocalStack stopped")
+    else:
+        url = f"http://127.0.0.1:{args.port}"
+        print(f"LocalStack at {url}: {'healthy' if healthy(url) else 'not answering'}")
+        sys.exit(0 if healthy(url) else 1)
+
+
+if __name__ == "__main__":
+    main()
