@@ -233,7 +233,7 @@ def demo(
     def run() -> None:
         use_localstack = localstack_url if backend is Backend.LOCALSTACK else None
         with open_session(
-            port=port, record=True, fresh=True, localstack_url=use_localstack
+            port=port, record=True, fresh=external is None, localstack_url=use_localstack
         ) as session:
             elapsed = time.monotonic() - started
             typer.echo(f"resources provisioned ({elapsed:.1f} s); where each service runs:")
@@ -264,6 +264,12 @@ def demo(
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
                     )
 
+    # AWS_ENDPOINT_URL set by the user: a LocalStack means "--backend localstack" with that URL;
+    # anything else (e.g. `facet emulator` in another terminal) is used as it is, starting nothing.
+    external = os.environ.get("AWS_ENDPOINT_URL")
+    if external and backend is Backend.MOTO and localstack.healthy(external):
+        backend, localstack_url, external = Backend.LOCALSTACK, external, None
+        os.environ.pop("AWS_ENDPOINT_URL")
     started_localstack = None
     if backend is Backend.LOCALSTACK and not localstack.healthy(localstack_url):
         port_of_localstack = int(localstack_url.rsplit(":", 1)[1])

@@ -52,30 +52,37 @@ def client(stack: localstack.LocalStack, service: str, **config: Any) -> Any:
     )
 
 
-def test_demo_runs_end_to_end_with_localstack(stack: localstack.LocalStack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("how", "rows"),
+    [("flag", "2000"), ("AWS_ENDPOINT_URL", "1500")],  # other rows: the ledger remembers batches
+)
+def test_demo_runs_end_to_end_with_localstack(
+    stack: localstack.LocalStack, tmp_path: Path, how: str, rows: str
+) -> None:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"
     }
+    command = [
+        sys.executable,
+        "-m",
+        "local_emulation",
+        "demo",
+        "--batches",
+        "1",
+        "--rows",
+        rows,
+        "--exit",
+        "--port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+    ]
+    if how == "flag":
+        command += ["--backend", "localstack", "--localstack-url", stack.url]
+    else:
+        environment["AWS_ENDPOINT_URL"] = stack.url
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "local_emulation",
-            "demo",
-            "--backend",
-            "localstack",
-            "--localstack-url",
-            stack.url,
-            "--batches",
-            "1",
-            "--rows",
-            "2000",
-            "--exit",
-            "--port",
-            str(free_port()),
-            "--api-port",
-            str(free_port()),
-        ],
+        command,
         cwd=tmp_path,
         env=environment,
         capture_output=True,
