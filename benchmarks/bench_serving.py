@@ -236,13 +236,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = train_model(Path(tmp) / "model")
         in_process(model_dir, args.repeats)
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        environment |= {
-            Env.MODEL_DIR.value: str(model_dir),
-            Env.DATA_BUCKET.value: "",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        with Gateway(free_port(), workers=2, environment=environment) as gateway:
+        with Gateway.for_local_model(model_dir, free_port(), workers=2) as gateway:
             through_gateway(gateway, min(args.repeats, 1000))
             soak(gateway, args.soak_seconds)
         lambda_package(model_dir)

@@ -15,7 +15,7 @@ from infra.config import DeploymentConfig
 from infra.data_lake import DataLakeStack
 from infra.model_registry import ModelRegistryStack
 from infra.monitoring import MonitoringStack
-from infra.serving import ServingStack
+from infra.serving import ApiOptions, ServingStack
 from infra.training_pipeline import TrainingPipelineStack
 
 
@@ -45,11 +45,13 @@ def build_app(app: App | None = None) -> App:
         app,
         "FacetServing",
         lake=data.lake,
-        stage=config.stage,
-        throttle_rate=config.api_throttle_rate,
-        throttle_burst=config.api_throttle_burst,
-        reserved_concurrency=config.reserved_concurrency,
-        provisioned_concurrency=config.provisioned_concurrency,
+        options=ApiOptions(
+            stage=config.stage,
+            throttle_rate=config.api_throttle_rate,
+            throttle_burst=config.api_throttle_burst,
+            reserved_concurrency=config.reserved_concurrency,
+            provisioned_concurrency=config.provisioned_concurrency,
+        ),
         serving_endpoint=config.serving_endpoint,
         env=env,
         description="Facet: price API and SageMaker endpoint alternative",

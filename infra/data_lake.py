@@ -42,65 +42,66 @@ class DataLake(Construct):
             id="AwsSolutions-S1",
             reason="This is the access-log bucket itself; logging it into itself would loop.",
         )
-        self.bucket = s3.Bucket(
-            self,
+        to_infrequent_access = [
+            s3.Transition(
+                storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30)
+            )
+        ]
+        self.bucket = self._encrypted_bucket(
             "Lake",
-            bucket_name=bucket_name(BucketRole.DATA_LAKE, Aws.ACCOUNT_ID, Aws.REGION),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
+            BucketRole.DATA_LAKE,
             event_bridge_enabled=True,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="data-lake/",
             lifecycle_rules=[
                 # Raw batches are kept (validated/ holds their accepted rows), in cheaper storage.
                 s3.LifecycleRule(
                     id="raw-to-infrequent-access",
                     prefix=Zone.RAW.prefix(),
-                    transitions=[
-                        s3.Transition(
-                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                            transition_after=Duration.days(30),
-                        )
-                    ],
+                    transitions=to_infrequent_access,
                     noncurrent_version_expiration=Duration.days(90),
                 ),
                 # Inference logs are for drift checks and audits: a year, then gone.
                 s3.LifecycleRule(
                     id="inference-logs",
                     prefix=Zone.INFERENCE.prefix(),
-                    transitions=[
-                        s3.Transition(
-                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                            transition_after=Duration.days(30),
-                        )
-                    ],
+                    transitions=to_infrequent_access,
                     expiration=Duration.days(365),
                     noncurrent_version_expiration=Duration.days(30),
                 ),
             ],
-            removal_policy=RemovalPolicy.RETAIN,
         )
-        self.artifacts = s3.Bucket(
-            self,
+        self.artifacts = self._encrypted_bucket(
             "Artifacts",
-            bucket_name=bucket_name(BucketRole.ARTIFACTS, Aws.ACCOUNT_ID, Aws.REGION),
+            BucketRole.ARTIFACTS,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="old-versions", noncurrent_version_expiration=Duration.days(180)
+                )
+            ],
+        )
+
+    def _encrypted_bucket(
+        self,
+        construct_id: str,
+        role: BucketRole,
+        *,
+        lifecycle_rules: list[s3.LifecycleRule],
+        event_bridge_enabled: bool = False,
+    ) -> s3.Bucket:
+        """Versioned, SSE-KMS with the lake key, private, TLS only, access-logged."""
+        return s3.Bucket(
+            self,
+            construct_id,
+            bucket_name=bucket_name(role, Aws.ACCOUNT_ID, Aws.REGION),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
+            event_bridge_enabled=event_bridge_enabled,
             server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="artifacts/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="old-versions", noncurrent_version_expiration=Duration.days(180)
-                )
-            ],
+            server_access_logs_prefix=f"{role.value}/",
+            lifecycle_rules=lifecycle_rules,
             removal_policy=RemovalPolicy.RETAIN,
         )
 

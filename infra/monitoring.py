@@ -80,43 +80,47 @@ class Monitoring(Construct):
                 title="Production model version", metrics=[production], width=8
             ),
         )
+        thresholds = [
+            (
+                "Api5xx",
+                "The price API returns server errors.",
+                api.metric_server_error(period=period, statistic="Sum"),
+                5,
+                1,
+            ),
+            (
+                "ApiLatencyP99",
+                "p99 latency of the price API is above 1 s.",
+                api.metric_latency(statistic="p99", period=period),
+                1000,
+                3,
+            ),
+            (
+                "ServingErrors",
+                "The serving Lambda fails.",
+                serving_function.metric_errors(period=period, statistic="Sum"),
+                1,
+                1,
+            ),
+            (
+                "ServingThrottles",
+                "The serving Lambda is throttled (reserved concurrency reached).",
+                serving_function.metric_throttles(period=period, statistic="Sum"),
+                1,
+                2,
+            ),
+        ]
         self.alarms = [
             cloudwatch.Alarm(
                 self,
-                "Api5xx",
-                alarm_description="The price API returns server errors.",
-                metric=api.metric_server_error(period=period, statistic="Sum"),
-                threshold=5,
-                evaluation_periods=1,
+                alarm_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            cloudwatch.Alarm(
-                self,
-                "ApiLatencyP99",
-                alarm_description="p99 latency of the price API is above 1 s.",
-                metric=api.metric_latency(statistic="p99", period=period),
-                threshold=1000,
-                evaluation_periods=3,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            cloudwatch.Alarm(
-                self,
-                "ServingErrors",
-                alarm_description="The serving Lambda fails.",
-                metric=serving_function.metric_errors(period=period, statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            cloudwatch.Alarm(
-                self,
-                "ServingThrottles",
-                alarm_description="The serving Lambda is throttled (reserved concurrency reached).",
-                metric=serving_function.metric_throttles(period=period, statistic="Sum"),
-                threshold=1,
-                evaluation_periods=2,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
+            )
+            for alarm_id, description, metric, threshold, periods in thresholds
         ]
         for alarm in self.alarms:
             alarm.add_alarm_action(actions.SnsAction(alarm_topic))

@@ -3,6 +3,7 @@ serverless endpoint running the same code as the alternative (context flag servi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -37,6 +38,19 @@ from infra.training_pipeline import (
 )
 
 SERVING_MEMORY = 1024
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """What a deployment may tune about the price API (from the CDK context)."""
+
+    stage: str
+    throttle_rate: float
+    throttle_burst: int
+    reserved_concurrency: int
+    provisioned_concurrency: int
+
+
 API_KEYS = ("jeweller-web", "partner-example")
 
 
@@ -82,13 +96,10 @@ class PriceApi(Construct):
         construct_id: str,
         *,
         lake: DataLake,
-        stage: str,
-        throttle_rate: float,
-        throttle_burst: int,
-        reserved_concurrency: int,
-        provisioned_concurrency: int,
+        options: ApiOptions,
     ) -> None:
         super().__init__(scope, construct_id)
+        stage = options.stage
         self.function = lambda_.Function(
             self,
             "Function",
@@ -100,7 +111,7 @@ class PriceApi(Construct):
             code=lambda_.Code.from_asset(str(SERVING_PACKAGE)),
             memory_size=SERVING_MEMORY,
             timeout=Duration.seconds(29),
-            reserved_concurrent_executions=reserved_concurrency or None,
+            reserved_concurrent_executions=options.reserved_concurrency or None,
             environment={
                 Env.DATA_BUCKET.value: lake.bucket.bucket_name,
                 Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
@@ -141,13 +152,13 @@ class PriceApi(Construct):
         )
         lake.key.grant_encrypt_decrypt(self.function)
         target: lambda_.IFunction = self.function
-        if provisioned_concurrency:
+        if options.provisioned_concurrency:
             target = lambda_.Alias(
                 self,
                 "Live",
                 alias_name="live",
                 version=self.function.current_version,
-                provisioned_concurrent_executions=provisioned_concurrency,
+                provisioned_concurrent_executions=options.provisioned_concurrency,
             )
 
         access_logs = logs.LogGroup(
@@ -166,8 +177,8 @@ class PriceApi(Construct):
             cloud_watch_role=True,
             deploy_options=apigateway.StageOptions(
                 stage_name=stage,
-                throttling_rate_limit=throttle_rate,
-                throttling_burst_limit=throttle_burst,
+                throttling_rate_limit=options.throttle_rate,
+                throttling_burst_limit=options.throttle_burst,
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -219,7 +230,8 @@ class PriceApi(Construct):
             "UsagePlan",
             name="facet-partners",
             throttle=apigateway.ThrottleSettings(
-                rate_limit=throttle_rate / 2, burst_limit=max(1, throttle_burst // 2)
+                rate_limit=options.throttle_rate / 2,
+                burst_limit=max(1, options.throttle_burst // 2),
             ),
             quota=apigateway.QuotaSettings(limit=1_000_000, period=apigateway.Period.MONTH),
         )
@@ -366,11 +378,7 @@ class ServingStack(Stack):
         construct_id: str,
         *,
         lake: DataLake,
-        stage: str,
-        throttle_rate: float,
-        throttle_burst: int,
-        reserved_concurrency: int,
-        provisioned_concurrency: int,
+        options: ApiOptions,
         serving_endpoint: bool,
         **kwargs: object,
     ) -> None:
@@ -379,11 +387,7 @@ class ServingStack(Stack):
             self,
             "PriceApi",
             lake=lake,
-            stage=stage,
-            throttle_rate=throttle_rate,
-            throttle_burst=throttle_burst,
-            reserved_concurrency=reserved_concurrency,
-            provisioned_concurrency=provisioned_concurrency,
+            options=options,
         )
         self.endpoint = (
             SageMakerEndpoint(self, "SageMakerEndpoint", lake=lake) if serving_endpoint else None

@@ -272,6 +272,24 @@ class Gateway:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.url = f"http://127.0.0.1:{port}/{stage}"
 
+    @classmethod
+    def for_local_model(
+        cls,
+        model_dir: str | os.PathLike[str],
+        port: int,
+        *,
+        workers: int = 1,
+        api_key: str | None = None,
+    ) -> Gateway:
+        """Serve one local artifact directory (no registry, no AWS): tests and benchmarks."""
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        environment |= {
+            "FACET_MODEL_DIR": str(model_dir),
+            "FACET_DATA_BUCKET": "",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return cls(port, workers=workers, api_key=api_key, environment=environment)
+
     def start(self, timeout: float = 60) -> Gateway:
         command = [
             sys.executable,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from contracts.names import Env
 from contracts.schema import FEATURE_NAMES, example_diamond
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
@@ -43,13 +42,7 @@ def api(
         + ",".join(str(v) for v in example_diamond().values())
         + ",2400\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment |= {
-        Env.MODEL_DIR.value: str(served_model_dir),
-        Env.DATA_BUCKET.value: "",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with Gateway(free_port(), workers=1, environment=environment) as gateway:
+    with Gateway.for_local_model(served_model_dir, free_port(), workers=1) as gateway:
         yield gateway.url, workdir
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from contracts.names import Env
 from contracts.schema import FEATURE_NAMES, example_diamond
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
@@ -22,14 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def gateway(served_model_dir: Path) -> Iterator[Gateway]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment |= {
-        Env.MODEL_DIR.value: str(served_model_dir),
-        Env.DATA_BUCKET.value: "",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with Gateway(
-        free_port(), workers=2, api_key="partner-secret", environment=environment
+    with Gateway.for_local_model(
+        served_model_dir, free_port(), workers=2, api_key="partner-secret"
     ) as running:
         yield running
 

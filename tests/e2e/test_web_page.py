@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from contracts.names import Env
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
 
@@ -22,13 +21,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def gateway(served_model_dir: Path) -> Iterator[Gateway]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment |= {
-        Env.MODEL_DIR.value: str(served_model_dir),
-        Env.DATA_BUCKET.value: "",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with Gateway(free_port(), workers=1, environment=environment) as running:
+    with Gateway.for_local_model(served_model_dir, free_port(), workers=1) as running:
         yield running
 
 
@@ -122,13 +115,9 @@ def test_web_page_sends_the_api_key_the_cloud_api_requires(
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environment |= {
-        Env.MODEL_DIR.value: str(served_model_dir),
-        Env.DATA_BUCKET.value: "",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with Gateway(free_port(), workers=1, api_key="staff-key", environment=environment) as keyed:
+    with Gateway.for_local_model(
+        served_model_dir, free_port(), workers=1, api_key="staff-key"
+    ) as keyed:
         browser.get(f"{keyed.url}/")
         browser.find_element(By.ID, "price-button").click()
         refused = WebDriverWait(browser, 20).until(

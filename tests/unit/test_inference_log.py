@@ -76,6 +76,6 @@ def test_close_writes_everything_left() -> None:
 
 
 def test_no_bucket_means_no_logging() -> None:
-    logger = InferenceLogger(lambda: Lake(), "")
+    logger = InferenceLogger(Lake, "")
     logger.log(stones(2))
     assert logger.counters.accepted == 0
