@@ -42,10 +42,9 @@ synth: ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.ou
 assets: ## Build the deployables' code packages under build/ (the CDK app's assets).
 	$(BIN)/python -m local_emulation.packaging
 
-notebook: ## Rebuild the notebook from its source and execute it, refreshing docs/figures.
+notebook: ## Rebuild the notebook from its source and execute it (outputs kept for readers), refreshing docs/figures.
 	$(BIN)/python docs/notebooks/build_notebook.py
 	$(BIN)/jupyter nbconvert --execute --to notebook --inplace docs/notebooks/model_development.ipynb
-	$(BIN)/python -c "import nbformat, sys; nb = nbformat.read(sys.argv[1], 4); [c.update(outputs=[], execution_count=None) for c in nb.cells if c.cell_type == 'code']; nbformat.write(nb, sys.argv[1])" docs/notebooks/model_development.ipynb
 
 clean:
 	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache
