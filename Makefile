@@ -22,7 +22,7 @@ demo-localstack: ## The same against LocalStack in host mode (started if not run
 	$(BIN)/facet demo --backend localstack
 
 test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failure here.
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts training pipeline local_emulation serving infra
