@@ -193,6 +193,7 @@ def lambda_package(model_dir: Path) -> None:
         Env.MODEL_DIR.value: str(model_dir),
         Env.DATA_BUCKET.value: "",
         "AWS_LAMBDA_FUNCTION_NAME": "facet-serving-api",
+        "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     runs = []

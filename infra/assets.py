@@ -1,7 +1,8 @@
 """Where the deployables' code is, as asset paths. The CDK app never imports runtime code.
 
-`make assets` (python -m local_emulation.packaging) builds build/ before synth; `infra.app` runs it
-as a separate process when something is missing, so a fresh clone can `npx cdk synth` directly.
+`make assets` (python -m local_emulation.packaging) builds build/; `infra.app` runs it (as a
+separate process) on every synth, so a fresh clone can `npx cdk synth` directly and never ships
+stale code.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ IMAGE_CONTEXT_EXCLUDES: Final = [
 
 
 def ensure_built() -> None:
-    if SERVING_PACKAGE.joinpath("serving").exists() and TRAINING_SOURCE.exists():
-        return
-    subprocess.run([sys.executable, "-m", "local_emulation.packaging"], cwd=REPO, check=True)
+    """Build the assets; dependencies are downloaded once (PyPI), the code is refreshed every time
+    so a synth never ships stale code."""
+    subprocess.run(
+        [sys.executable, "-m", "local_emulation.packaging", "--code-only"],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )

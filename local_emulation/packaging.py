@@ -159,13 +159,36 @@ def build_serving_package(target: Path) -> int:
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
 
 
+def refresh_code(target: Path) -> None:
+    """Replace the package's own code with the working tree's, keeping its dependencies."""
+    import shutil
+
+    from contracts.names import SERVING_CODE_PACKAGES
+
+    for package in SERVING_CODE_PACKAGES:
+        shutil.rmtree(target / package, ignore_errors=True)
+        shutil.copytree(
+            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Build deployable code packages under build/.")
     parser.add_argument("--out", type=Path, default=REPO / "build")
+    parser.add_argument(
+        "--code-only",
+        action="store_true",
+        help="Keep the serving package's dependencies if present; refresh code and tarballs.",
+    )
     args = parser.parse_args()
-    size = build_serving_package(args.out / "lambda" / "serving")
+    serving = args.out / "lambda" / "serving"
+    if args.code_only and (serving / "fastapi").exists():
+        refresh_code(serving)
+        size = sum(p.stat().st_size for p in serving.rglob("*") if p.is_file())
+    else:
+        size = build_serving_package(serving)
     (args.out / "training-source.tar.gz").write_bytes(training_source_tarball())
     (args.out / "lambda").mkdir(parents=True, exist_ok=True)
     (args.out / "lambda" / "pipeline-code.zip").write_bytes(lambda_zip(PIPELINE_CODE_PACKAGES))
