@@ -44,19 +44,26 @@ class LocalStackError(Exception):
     """LocalStack could not be installed, started or reached."""
 
 
+def _runs(candidate: str) -> bool:
+    # pyenv puts shims for every installed version on PATH; a shim for an inactive one fails.
+    probe = subprocess.run([candidate, "--version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 def find_python() -> str:
-    """A Python >= 3.12 for LocalStack's runtime: python3.13/3.12 on PATH, or pyenv's."""
-    for name in ("python3.13", "python3.12"):
-        found = shutil.which(name)
-        if found:
-            return found
+    """A Python >= 3.12 for LocalStack's runtime: pyenv's installed 3.13/3.12, or one on PATH."""
     versions = Path.home() / ".pyenv" / "versions"
-    for pattern in ("3.13*/bin/python3.13", "3.12*/bin/python3.12"):
-        matches = sorted(versions.glob(pattern))
-        if matches:
-            return str(matches[-1])
+    candidates = [
+        str(path)
+        for pattern in ("3.13*/bin/python3.13", "3.12*/bin/python3.12")
+        for path in sorted(versions.glob(pattern), reverse=True)
+    ]
+    candidates += [found for name in ("python3.13", "python3.12") if (found := shutil.which(name))]
+    for candidate in candidates:
+        if _runs(candidate):
+            return candidate
     raise LocalStackError(
-        "LocalStack's host-mode runtime needs Python 3.12 or 3.13; none was found (PATH, pyenv)"
+        "LocalStack's host-mode runtime needs Python 3.12 or 3.13; none was found (pyenv, PATH)"
     )
 
 

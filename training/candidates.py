@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.schema import FEATURE_NAMES, LABEL_NAME, MONOTONE_INCREASING
-from training.features import Encoding, FeatureTransform
+from training.features import DERIVED, Encoding, FeatureTransform
 from training.hyperparameters import Hyperparameters
 from training.predict import (
     LightGBMPredictor,
@@ -145,7 +145,8 @@ def fit_lightgbm(
     import lightgbm
 
     started = time.perf_counter()
-    transform = FeatureTransform.fit(fit, encoding=Encoding.ORDINAL)
+    derived = tuple(DERIVED) if params.lgb_shape_features else ()
+    transform = FeatureTransform.fit(fit, encoding=Encoding.ORDINAL, derived=derived)
     options = lightgbm_parameters(params, transform)
     names = list(transform.column_names)
     search = lightgbm.train(
@@ -164,7 +165,7 @@ def fit_lightgbm(
         search.predict(transform.transform(validation), num_iteration=rounds)
     )
     training = pd.concat([fit, validation], ignore_index=True)
-    transform = FeatureTransform.fit(training, encoding=Encoding.ORDINAL)
+    transform = FeatureTransform.fit(training, encoding=Encoding.ORDINAL, derived=derived)
     booster = lightgbm.train(
         lightgbm_parameters(params, transform),
         lightgbm.Dataset(transform.transform(training), _log_price(training), feature_name=names),

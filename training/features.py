@@ -6,7 +6,7 @@ is needed to apply it (no pandas, scikit-learn or torch), which keeps the servin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -20,6 +20,16 @@ class Columns(Protocol):
     """Anything that gives a column by feature name: a dict of lists, or a pandas DataFrame."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+# A derived column's owners: its contribution is shared equally among them in explanations.
+SEPARATOR = "|"
+# Shape of the stone from its measured dimensions: how round it is, and how deep relative to its
+# width (the `depth` column is recorded separately and is sometimes inconsistent with x, y, z).
+DERIVED: dict[str, tuple[tuple[str, ...], Callable[[dict[str, np.ndarray]], np.ndarray]]] = {
+    "x_over_y": (("x", "y"), lambda v: v["x"] / v["y"]),
+    "z_over_mean_xy": (("x", "y", "z"), lambda v: v["z"] / ((v["x"] + v["y"]) / 2.0)),
+}
 
 
 class Encoding(StrEnum):
@@ -45,6 +55,7 @@ class FeatureTransform:
     column_features: tuple[str, ...]
     mean: tuple[float, ...] | None = None
     scale: tuple[float, ...] | None = None
+    derived: tuple[str, ...] = ()
 
     @classmethod
     def fit(
@@ -54,6 +65,7 @@ class FeatureTransform:
         encoding: Encoding,
         log_features: Sequence[str] = (),
         standardize: bool = False,
+        derived: Sequence[str] = (),
     ) -> FeatureTransform:
         lower = {
             f.name: float(np.min(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES
@@ -62,7 +74,11 @@ class FeatureTransform:
             f.name: float(np.max(np.asarray(rows[f.name], dtype=float))) for f in NUMERIC_FEATURES
         }
         names, owners = _layout(encoding, tuple(log_features))
-        unscaled = cls(encoding, tuple(log_features), lower, upper, names, owners)
+        names += tuple(derived)
+        owners += tuple(SEPARATOR.join(DERIVED[name][0]) for name in derived)
+        unscaled = cls(
+            encoding, tuple(log_features), lower, upper, names, owners, derived=tuple(derived)
+        )
         if not standardize:
             return unscaled
         matrix = unscaled.transform(rows)
@@ -77,11 +93,13 @@ class FeatureTransform:
             owners,
             tuple(float(v) for v in matrix.mean(axis=0)),
             tuple(float(v) for v in scale),
+            tuple(derived),
         )
 
     def transform(self, rows: Columns) -> np.ndarray:
         """A float64 matrix, one column per `column_names`; `rows` maps feature names to columns."""
         blocks: list[np.ndarray] = []
+        clipped: dict[str, np.ndarray] = {}
         for feature in FEATURES:
             if isinstance(feature, OrdinalFeature):
                 blocks.append(self._encode_ordinal(feature, rows[feature.name]))
@@ -91,9 +109,12 @@ class FeatureTransform:
                 self.lower[feature.name],
                 self.upper[feature.name],
             )
+            clipped[feature.name] = values
             if feature.name in self.log_features:
                 values = np.log(values)
             blocks.append(values[:, None])
+        for name in self.derived:
+            blocks.append(DERIVED[name][1](clipped)[:, None])
         matrix = np.hstack(blocks)
         if self.mean is not None and self.scale is not None:
             matrix = (matrix - np.asarray(self.mean)) / np.asarray(self.scale)
@@ -125,6 +146,7 @@ class FeatureTransform:
             column_features=tuple(data["column_features"]),
             mean=tuple(data["mean"]) if data.get("mean") is not None else None,
             scale=tuple(data["scale"]) if data.get("scale") is not None else None,
+            derived=tuple(data.get("derived", ())),
         )
 
 

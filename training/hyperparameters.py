@@ -17,13 +17,14 @@ class HyperparameterError(ValueError):
 class Hyperparameters:
     models: tuple[str, ...] = DEFAULT_CANDIDATES
     seed: int = 42
-    lgb_learning_rate: float = 0.15
-    lgb_num_leaves: int = 40
-    lgb_max_depth: int = 6
+    lgb_learning_rate: float = 0.1
+    lgb_num_leaves: int = 31
+    lgb_max_depth: int = 5
     lgb_max_rounds: int = 600
     lgb_max_bin: int = 1023
     lgb_min_child_samples: int = 20
     lgb_monotone: bool = True
+    lgb_shape_features: bool = True
     tree_max_depths: tuple[int, ...] = (10, 14, 18)
     mlp_hidden: tuple[int, ...] = (64, 64)
     mlp_epochs: int = 60

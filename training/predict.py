@@ -17,7 +17,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
-from training.features import Columns, FeatureTransform
+from training.features import SEPARATOR, Columns, FeatureTransform
 
 ARTIFACT_FORMAT: Final = 1
 METADATA_FILE: Final = "metadata.json"
@@ -260,8 +260,13 @@ class PriceModel:
         self.transform = transform
         self.predictor = predictor
         self.metadata = metadata
-        owners = np.asarray(transform.column_features)
-        self._column_to_feature = np.stack([owners == name for name in FEATURE_NAMES], axis=1)
+        # Column -> feature weights: 1 for a feature's own columns; a derived column (owners joined
+        # by SEPARATOR) is shared equally, so contributions still sum to the prediction.
+        self._column_to_feature = np.zeros((len(transform.column_features), len(FEATURE_NAMES)))
+        for column, owners in enumerate(transform.column_features):
+            parents = owners.split(SEPARATOR)
+            for parent in parents:
+                self._column_to_feature[column, FEATURE_NAMES.index(parent)] = 1.0 / len(parents)
 
     @property
     def family(self) -> str:
