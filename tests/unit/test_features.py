@@ -55,3 +55,15 @@ def test_transform_accepts_plain_lists() -> None:
     transform = FeatureTransform.fit(ROWS, encoding=Encoding.ORDINAL)
     as_lists = {name: ROWS[name].tolist() for name in ROWS}
     assert np.array_equal(transform.transform(as_lists), transform.transform(ROWS))
+
+
+def test_shape_features_come_from_clipped_dimensions() -> None:
+    transform = FeatureTransform.fit(
+        ROWS, encoding=Encoding.ORDINAL, derived=("x_over_y", "z_over_mean_xy")
+    )
+    matrix = transform.transform(ROWS.assign(x=[4.0, 60.0, 8.0]))  # 60 mm clipped to 8
+    assert transform.column_names[-2:] == ("x_over_y", "z_over_mean_xy")
+    assert transform.column_features[-2:] == ("x|y", "x|y|z")
+    assert np.allclose(matrix[:, -2], [1.0, 8.0 / 6.0, 1.0])
+    assert np.allclose(matrix[:, -1], [2.5 / 4.0, 3.7 / 7.0, 4.9 / 8.0])
+    assert FeatureTransform.from_dict(transform.to_dict()) == transform
