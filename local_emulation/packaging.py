@@ -92,7 +92,7 @@ LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"
 # lightgbm links libgomp, which the Lambda runtime lacks; scikit-learn's manylinux wheel carries a
 # portable copy (glibc >= 2.17). Lambda puts /var/task/lib on LD_LIBRARY_PATH.
 LIBGOMP_SOURCE: Final = "scikit-learn==1.9.1"
-_PRUNED_DIRS: Final = ("__pycache__", "tests")
+_PRUNED_DIRS: Final = ("tests",)
 
 
 def _pip(*arguments: str) -> None:
@@ -124,7 +124,6 @@ def build_serving_package(target: Path) -> int:
     import shutil
     import tempfile
 
-    from contracts.names import SERVING_CODE_PACKAGES
 
     if target.exists():
         shutil.rmtree(target)
@@ -149,18 +148,59 @@ def build_serving_package(target: Path) -> int:
             )
             (target / "lib").mkdir()
             (target / "lib" / "libgomp.so.1").write_bytes(archive.read(member))
-    for package in SERVING_CODE_PACKAGES:
-        shutil.copytree(
-            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
     for path in sorted(target.rglob("*"), reverse=True):
         if path.is_dir() and path.name in _PRUNED_DIRS and "site-packages" not in path.parts:
             shutil.rmtree(path, ignore_errors=True)
+    byte_compile(target)
+    refresh_code(target)
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
 
 
+def lambda_python() -> str | None:
+    """A python3.12 (the Lambda runtime's version) to byte-compile the package with, if any."""
+    import shutil
+    import subprocess
+
+    versions = Path.home() / ".pyenv" / "versions"
+    pattern = f"{LAMBDA_PYTHON}*/bin/python{LAMBDA_PYTHON}"
+    candidates = [str(path) for path in sorted(versions.glob(pattern), reverse=True)]
+    candidates += [found for found in [shutil.which(f"python{LAMBDA_PYTHON}")] if found]
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "--version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def byte_compile(target: Path) -> bool:
+    """Ship .pyc files: /var/task is read-only, so Lambda would otherwise compile every module on
+    every cold start. Hash-based (unchecked) so the zip's file times do not matter."""
+    import subprocess
+
+    interpreter = lambda_python()
+    if interpreter is None:
+        print(f"warning: no python{LAMBDA_PYTHON} found; the package ships without .pyc files")
+        return False
+    subprocess.run(
+        [
+            interpreter,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(target),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return True
+
+
 def refresh_code(target: Path) -> None:
-    """Replace the package's own code with the working tree's, keeping its dependencies."""
+    """Replace the package's own code with the working tree's (compiled), keeping dependencies."""
     import shutil
 
     from contracts.names import SERVING_CODE_PACKAGES
@@ -170,6 +210,7 @@ def refresh_code(target: Path) -> None:
         shutil.copytree(
             REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
+        byte_compile(target / package)
 
 
 def main() -> None:
