@@ -124,7 +124,6 @@ def build_serving_package(target: Path) -> int:
     import shutil
     import tempfile
 
-
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
