@@ -52,6 +52,10 @@ class ApiOptions:
 
 
 API_KEYS = ("jeweller-web", "partner-example")
+INVALID_BODY_TEMPLATE = (
+    '{"error": "invalid input", "message": "$context.error.validationErrorString", '
+    '"details": [], "request_id": "$context.requestId"}'
+)
 
 
 def diamond_model_schema() -> apigateway.JsonSchema:
@@ -225,6 +229,14 @@ class PriceApi(Construct):
             api_key_required=True,
             request_validator=validator,
             request_models={"application/json": diamond},
+        )
+        # API Gateway rejects a body that breaks the Diamond model before the Lambda runs; answer
+        # in the app's error shape, with the status and the field named, not a bare 400.
+        self.api.add_gateway_response(
+            "InvalidBody",
+            type=apigateway.ResponseType.BAD_REQUEST_BODY,
+            status_code="422",
+            templates={"application/json": INVALID_BODY_TEMPLATE},
         )
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan",

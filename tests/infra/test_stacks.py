@@ -333,3 +333,20 @@ def test_dashboard_shows_latency_errors_runs_and_production_version(
         "ProductionModelVersion",
     ):
         assert needle in body, needle
+
+
+def test_api_gateway_body_validation_answers_422_in_the_apps_error_shape(
+    synthesized: Synthesized,
+) -> None:
+    synthesized.template("FacetServing").has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": "BAD_REQUEST_BODY",
+            "StatusCode": "422",
+            "ResponseTemplates": {
+                "application/json": Match.string_like_regexp(
+                    r'"error": "invalid input".*validationErrorString'
+                )
+            },
+        },
+    )
