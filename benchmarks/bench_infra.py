@@ -8,17 +8,18 @@ infra test suite.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from local_emulation.emulator import clean_environment
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment = clean_environment()
     environment["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     started = time.perf_counter()
     completed = subprocess.run(

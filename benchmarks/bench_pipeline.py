@@ -8,7 +8,6 @@ the memory of that process and all its children (Lambda handlers, training jobs)
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from local_emulation.emulator import free_port
+from local_emulation.emulator import clean_environment, free_port
 
 
 def tree_rss_kb(root: int) -> int:
@@ -46,7 +45,7 @@ def tree_rss_kb(root: int) -> int:
 
 def main() -> None:
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment = clean_environment()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         process = subprocess.Popen(

@@ -10,7 +10,6 @@ moto is pinned (5.2.5); tests/integration/test_moto_seams.py fails loudly if a s
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
 import json
@@ -19,7 +18,6 @@ import os
 import socket
 import tempfile
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +45,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without AWS settings or moto's port: for a child process that
+    must find its endpoints itself rather than inherit an emulator's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"}
 
 
 def aws_environment() -> dict[str, str]:
@@ -202,15 +206,3 @@ class EmbeddedEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def emulator_or_external(port: int | None = None) -> Iterator[str]:
-    """An endpoint to use: `AWS_ENDPOINT_URL` if the user points at one, else an embedded moto."""
-    external = os.environ.get("AWS_ENDPOINT_URL")
-    if external:
-        log.info("using the AWS endpoint at %s (AWS_ENDPOINT_URL); starting nothing", external)
-        yield external
-        return
-    with EmbeddedEmulator(port) as emulator:
-        yield emulator.endpoint

@@ -33,6 +33,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from contracts.names import API_STAGE
+from local_emulation.emulator import clean_environment
 
 log = logging.getLogger("facet.emulation.gateway")
 TEXT_MEDIA: Final = (
@@ -282,7 +283,7 @@ class Gateway:
         api_key: str | None = None,
     ) -> Gateway:
         """Serve one local artifact directory (no registry, no AWS): tests and benchmarks."""
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        environment = clean_environment()
         environment |= {
             "FACET_MODEL_DIR": str(model_dir),
             "FACET_DATA_BUCKET": "",

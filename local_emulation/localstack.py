@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from local_emulation.emulator import clean_environment
+
 REPO: Final = Path(__file__).resolve().parents[1]
 VENV: Final = REPO / ".venv-localstack"
 STATE: Final = REPO / ".facet" / "localstack.json"
@@ -138,7 +140,7 @@ def start(port: int = DEFAULT_PORT, timeout: float = 60.0, log: Path | None = No
     install()
     data_dir = Path(tempfile.mkdtemp(prefix="facet-localstack-"))
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **clean_environment(),
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "GATEWAY_SERVER": "hypercorn",
         "DNS_ADDRESS": "0",

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from contracts.names import PIPELINE_CODE_PACKAGES, TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
+from contracts.names import TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
 
 REPO: Final = Path(__file__).resolve().parents[1]
 _SKIPPED: Final = ("__pycache__", ".pyc")
@@ -231,7 +231,6 @@ def main() -> None:
         size = build_serving_package(serving)
     (args.out / "training-source.tar.gz").write_bytes(training_source_tarball())
     (args.out / "lambda").mkdir(parents=True, exist_ok=True)
-    (args.out / "lambda" / "pipeline-code.zip").write_bytes(lambda_zip(PIPELINE_CODE_PACKAGES))
     print(
         f"serving Lambda package: {size / 1e6:.1f} MB unzipped at {args.out / 'lambda' / 'serving'}"
     )

@@ -10,20 +10,20 @@ to <S3OutputPath>/<job>/output/model.tar.gz, and report status, metrics and fail
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from training.artifact_store import download, pack, parse_s3_uri, unpack
 
 log = logging.getLogger("facet.emulation.training")
 FAILURE_REASON_LIMIT: Final = 1024
@@ -52,13 +52,6 @@ class JobOutcome:
     model_artifact: str | None = None
     final_metrics: list[dict[str, Any]] = field(default_factory=list)
     log_text: str = ""
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    match = re.match(r"^s3://([^/]+)/?(.*)$", uri)
-    if not match:
-        raise TrainingJobError(f"not an s3:// URI: {uri}")
-    return match.group(1), match.group(2)
 
 
 def parse_metrics(text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -110,7 +103,7 @@ class TrainingRunner:
 
     def _download_channel(self, channel: dict[str, Any], target: Path) -> None:
         source = channel["DataSource"]["S3DataSource"]
-        bucket, prefix = _split_s3(source["S3Uri"])
+        bucket, prefix = parse_s3_uri(source["S3Uri"], key_required=False)
         s3 = self.s3_client()
         found = 0
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -127,10 +120,7 @@ class TrainingRunner:
 
     def _fetch_code(self, submit_directory: str, target: Path) -> None:
         if submit_directory.startswith("s3://"):
-            bucket, key = _split_s3(submit_directory)
-            body = self.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-                archive.extractall(target, filter="data")
+            unpack(download(self.s3_client(), submit_directory), target)
         else:
             shutil.copytree(submit_directory, target, dirs_exist_ok=True)
 
@@ -225,14 +215,9 @@ class TrainingRunner:
         return JobOutcome("Completed", "Completed", None, artifact, metrics, text)
 
     def _upload_model(self, spec: JobSpec, model_dir: Path) -> str:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            for path in sorted(model_dir.rglob("*")):
-                if path.is_file():
-                    archive.add(path, arcname=path.relative_to(model_dir).as_posix())
-        bucket, prefix = _split_s3(spec.output_path)
+        bucket, prefix = parse_s3_uri(spec.output_path, key_required=False)
         key = "/".join(
             part for part in (prefix.rstrip("/"), spec.name, "output", "model.tar.gz") if part
         )
-        self.s3_client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        self.s3_client().put_object(Bucket=bucket, Key=key, Body=pack(model_dir))
         return f"s3://{bucket}/{key}"

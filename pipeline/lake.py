@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,22 +20,6 @@ from contracts.names import LEDGER_PREFIX, RAW_BATCH_REGEX, Zone
 
 class LakeError(Exception):
     """An object is missing or not where the lake's layout says."""
-
-
-@dataclass(frozen=True)
-class S3Uri:
-    bucket: str
-    key: str
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Uri:
-        match = re.match(r"^s3://([^/]+)/?(.*)$", uri)
-        if not match:
-            raise LakeError(f"not an s3:// URI: {uri!r}")
-        return cls(match.group(1), match.group(2))
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
 
 
 def batch_stamp(key: str) -> str:

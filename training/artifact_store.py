@@ -16,10 +16,11 @@ from typing import Any
 from training.predict import ArtifactError, PriceModel, load_model
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.match(r"^s3://([^/]+)/(.+)$", uri)
+def parse_s3_uri(uri: str, *, key_required: bool = True) -> tuple[str, str]:
+    """(bucket, key) of an s3:// URI; with `key_required=False` the key may be an empty prefix."""
+    match = re.match(r"^s3://([^/]+)/(.+)$" if key_required else r"^s3://([^/]+)/?(.*)$", uri)
     if not match:
-        raise ArtifactError(f"not an s3:// object URI: {uri!r}")
+        raise ArtifactError(f"not an s3:// {'object ' if key_required else ''}URI: {uri!r}")
     return match.group(1), match.group(2)
 
 
@@ -28,7 +29,7 @@ def download(s3: Any, model_data_url: str) -> bytes:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:
-        raise ArtifactError(f"model artifact {model_data_url} does not exist") from None
+        raise ArtifactError(f"{model_data_url} does not exist") from None
 
 
 def sha256(data: bytes) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -94,15 +93,3 @@ def bucket_of(hashes: pd.Series, salt: str, buckets: int = 10_000) -> np.ndarray
         dtype=np.int64,
         count=len(hashes),
     )
-
-
-@dataclass(frozen=True)
-class DatasetManifest:
-    """What a training dataset is made of, content-hashed."""
-
-    dataset_hash: str
-    rows: int
-    sources: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"dataset_hash": self.dataset_hash, "rows": self.rows, "sources": list(self.sources)}

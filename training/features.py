@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from contracts.schema import FEATURES, NUMERIC_FEATURES, ORDINAL_FEATURES, OrdinalFeature
+from contracts.schema import FEATURES, NUMERIC_FEATURES, OrdinalFeature
 
 
 class Columns(Protocol):
@@ -165,7 +165,3 @@ def _layout(
         names.append(prefix + feature.name)
         owners.append(feature.name)
     return tuple(names), tuple(owners)
-
-
-def ordinal_feature_names() -> tuple[str, ...]:
-    return tuple(feature.name for feature in ORDINAL_FEATURES)

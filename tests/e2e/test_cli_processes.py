@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local_emulation.emulator import free_port
+from local_emulation.emulator import clean_environment, free_port
 from local_emulation.simulate import make_batches
 
 pytestmark = pytest.mark.slow
@@ -20,9 +19,7 @@ FACET = [sys.executable, "-m", "local_emulation"]
 
 
 def _environment(**extra: str) -> dict[str, str]:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"
-    }
+    environment = clean_environment()
     return environment | extra
 
 

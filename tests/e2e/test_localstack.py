@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from contracts.names import (
     raw_object_event_pattern,
 )
 from local_emulation import localstack
-from local_emulation.emulator import free_port
+from local_emulation.emulator import clean_environment, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.localstack]
 
@@ -59,9 +58,7 @@ def client(stack: localstack.LocalStack, service: str, **config: Any) -> Any:
 def test_demo_runs_end_to_end_with_localstack(
     stack: localstack.LocalStack, tmp_path: Path, how: str, rows: str
 ) -> None:
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"
-    }
+    environment = clean_environment()
     command = [
         sys.executable,
         "-m",
