@@ -261,19 +261,23 @@ def test_rollback_makes_an_earlier_version_production_again(deployment: Deployme
     assert "no model version 99" in missing.output
 
 
-def test_scheduled_drift_check_without_drift_does_not_retrain(deployment: Deployment) -> None:
-    count = len(packages(deployment))
-    stones = make_batches(1, rows=500, start=6)[0].frame.drop(columns=["price"])
+def run_scheduled_check(deployment: Deployment, priced: pd.DataFrame, key: str) -> ExecutionResult:
+    """Log `priced` stones as the API would, then run the daily drift check."""
     boto3.client("s3").put_object(
-        Bucket=deployment.data_bucket,
-        Key="inference/date=2026-02-01/a.csv",
-        Body=stones.to_csv(index=False).encode(),
+        Bucket=deployment.data_bucket, Key=key, Body=priced.to_csv(index=False).encode()
     )
     sfn = boto3.client("stepfunctions")
     result = wait_for(
         sfn, start(sfn, deployment.state_machine_arn, {"trigger": "schedule"}), timeout=300
     )
     assert result.status == "SUCCEEDED", result.cause
+    return result
+
+
+def test_scheduled_drift_check_without_drift_does_not_retrain(deployment: Deployment) -> None:
+    count = len(packages(deployment))
+    stones = make_batches(1, rows=500, start=6)[0].frame.drop(columns=["price"])
+    result = run_scheduled_check(deployment, stones, "inference/date=2026-02-01/a.csv")
     assert result.output["drift_check"]["retrain"] is False  # type: ignore[index]
     assert "no feature drifted" in result.output["drift_check"]["reason"]  # type: ignore[index]
     assert len(packages(deployment)) == count
@@ -284,16 +288,7 @@ def test_scheduled_drift_check_retrains_when_priced_stones_drift(deployment: Dep
     heavy = make_batches(1, rows=1000, changes=[Change.SIZES], start=7)[0].frame.drop(
         columns=["price"]
     )
-    boto3.client("s3").put_object(
-        Bucket=deployment.data_bucket,
-        Key="inference/date=2026-02-02/b.csv",
-        Body=heavy.to_csv(index=False).encode(),
-    )
-    sfn = boto3.client("stepfunctions")
-    result = wait_for(
-        sfn, start(sfn, deployment.state_machine_arn, {"trigger": "schedule"}), timeout=300
-    )
-    assert result.status == "SUCCEEDED", result.cause
+    result = run_scheduled_check(deployment, heavy, "inference/date=2026-02-02/b.csv")
     drift_check = result.output["drift_check"]  # type: ignore[index]
     assert drift_check["retrain"] is True
     assert "carat PSI" in drift_check["reason"] and "(shifted)" in drift_check["reason"]
