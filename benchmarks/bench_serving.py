@@ -156,6 +156,122 @@ def soak(gateway: Gateway, seconds: int) -> None:
     line("  errors during the soak", str(errors), "0", errors == 0)
 
 
+def wrk_latency(url: str, seconds: int, connections: int = 8) -> dict[str, float]:
+    """wrk's latency percentiles (ms), requests/s and errors for POST /v1/prices."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{json.dumps(example_diamond())}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "5s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures: dict[str, float] = {}
+    for label, key in (("50%", "p50"), ("99%", "p99")):
+        found = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        assert found, output
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+        figures[key] = float(found.group(1)) * scale
+    found = re.search(r"Latency\s+[\d.]+\w+\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)", output)
+    assert found, output
+    figures["max"] = float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+    figures["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    figures["errors"] = sum(
+        int(n)
+        for n in re.findall(
+            r"(?:Non-2xx or 3xx responses|connect|read|write|timeout) (\d+)", output
+        )
+    )
+    return figures
+
+
+def registry_refresh_load(model_dir: Path, seconds: int) -> None:
+    """Latency under load while the API follows a registry and refreshes every 5 s (as the
+    demo runs it): the refresh used to run inside a request; now it runs beside them."""
+    import logging
+
+    from local_emulation.emulator import EmbeddedEmulator, aws_environment, clean_environment
+    from training import registry
+    from training.artifact_store import pack, sha256
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with EmbeddedEmulator() as emulator:
+        import boto3
+
+        sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+        s3.create_bucket(Bucket="bench-lake")
+        registry.ensure_group(sagemaker, "bench-group")
+        tarball = pack(model_dir)
+        for version in range(1, 21):  # a registry with history: 20 packages, one production
+            s3.put_object(Bucket="bench-lake", Key=f"m{version}/model.tar.gz", Body=tarball)
+            record = registry.register(
+                sagemaker,
+                "bench-group",
+                model_data_url=f"s3://bench-lake/m{version}/model.tar.gz",
+                image="local",
+                metadata={"artifact_sha256": sha256(tarball)},
+                description=f"v{version}",
+            )
+            status = (
+                registry.ApprovalStatus.APPROVED
+                if version == 20
+                else registry.ApprovalStatus.REJECTED
+            )
+            registry.set_status(sagemaker, record, status, "bench")
+        environment = (
+            clean_environment()
+            | aws_environment()
+            | {
+                "FACET_MODEL_PACKAGE_GROUP": "bench-group",
+                "FACET_DATA_BUCKET": "bench-lake",
+                "FACET_MODEL_REFRESH_SECONDS": "5",
+            }
+        )
+        del emulator
+        with Gateway(free_port(), workers=2, environment=environment) as gateway:
+            # Warm both workers first: the first load of a model is not what this measures.
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", int(gateway.url.split(":")[2].split("/")[0]), timeout=60
+            )
+            for _ in range(20):
+                connection.request("GET", f"/{gateway.stage}/ready")
+                connection.getresponse().read()
+                connection.close()
+            figures = wrk_latency(f"{gateway.url}/v1/prices", seconds)
+    line(
+        f"with registry refresh every 5 s, wrk {seconds} s, 8 conn: p50",
+        f"{figures['p50']:.2f} ms",
+        "(info)",
+        None,
+    )
+    line("  same: p99", f"{figures['p99']:.2f} ms", "(info)", None)
+    line("  same: max", f"{figures['max']:.0f} ms", "(info)", None)
+    line(
+        "  same: requests/s, errors",
+        f"{figures['rate']:.0f}/s, {figures['errors']:.0f}",
+        "(info)",
+        None,
+    )
+
+
 def lambda_package(model_dir: Path) -> None:
     target = REPO / "build" / "lambda" / "serving"
     size = build_serving_package(target)
@@ -233,9 +349,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--soak-seconds", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument(
+        "--refresh-only",
+        action="store_true",
+        help="Only the latency under load while following a refreshing registry.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = train_model(Path(tmp) / "model")
+        registry_refresh_load(model_dir, min(args.soak_seconds, 30))
+        if args.refresh_only:
+            return
         in_process(model_dir, args.repeats)
         with Gateway.for_local_model(model_dir, free_port(), workers=2) as gateway:
             through_gateway(gateway, min(args.repeats, 1000))

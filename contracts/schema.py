@@ -110,6 +110,27 @@ EXPLANATION_GROUPS: Final = {"size": ("carat", "x", "y", "z")}
 MONOTONE_INCREASING: Final = ("carat", "color", "clarity")
 
 
+# A diamond's weight follows from its size: carat ≈ x · y · z · CARAT_PER_CUBIC_MM. The constant
+# is the median of carat / (x · y · z) over the classic data's 53,920 valid rows; 99.92 % of them
+# lie within DIMENSION_TOLERANCE of it, so a stone outside it is most likely mistyped.
+CARAT_PER_CUBIC_MM: Final = 0.00612
+DIMENSION_TOLERANCE: Final = 0.15
+
+
+def dimension_warning(carat: float, x: float, y: float, z: float) -> str | None:
+    """A sentence for a person when the stone's dimensions and its weight disagree, else None."""
+    implied = x * y * z * CARAT_PER_CUBIC_MM
+    if implied <= 0 or carat <= 0:
+        return None
+    ratio = carat / implied
+    if 1 / (1 + DIMENSION_TOLERANCE) <= ratio <= 1 + DIMENSION_TOLERANCE:
+        return None
+    return (
+        f"The dimensions {x:g} × {y:g} × {z:g} mm suggest about {implied:.2f} ct, but carat is "
+        f"{carat:g}: check carat, x, y and z (the price uses all four)."
+    )
+
+
 def explanation_group(feature_name: str) -> str:
     for group, members in EXPLANATION_GROUPS.items():
         if feature_name in members:
@@ -135,6 +156,8 @@ def _field_for(feature: NumericFeature | OrdinalFeature) -> tuple[Any, Any]:
                 f"{feature.description} Unit: {feature.unit}. Range {feature.domain_text()}."
             ),
             examples=[feature.example],
+            # Strict: JSON true or "0.7" is not a weight; CSV cells are converted before this.
+            strict=True,
             allow_inf_nan=False,
             ge=feature.minimum if inclusive else None,
             gt=None if inclusive else feature.minimum,

@@ -53,8 +53,32 @@ class Settings(BaseSettings):
         description="How often the API checks the registry for a newly approved model.",
     )
     max_batch_rows: int = Field(10_000, validation_alias=Env.MAX_BATCH_ROWS.value, gt=0)
+    max_explained_rows: int = Field(
+        5_000,
+        validation_alias=Env.MAX_EXPLAINED_ROWS.value,
+        gt=0,
+        description="Most rows one request may ask to have explained: an explained row is up to "
+        "~1 kB in Lambda's response encoding, and the whole answer must fit in 6 MB "
+        "(tests/integration/test_serving_limits.py measures the worst case at this limit).",
+    )
     inference_log_flush_rows: int = Field(
-        500, validation_alias=Env.INFERENCE_LOG_FLUSH_ROWS.value, gt=0
+        1_000,
+        validation_alias=Env.INFERENCE_LOG_FLUSH_ROWS.value,
+        gt=0,
+        description="Inference rows are written to the lake as soon as this many are waiting.",
+    )
+    inference_log_flush_seconds: float = Field(
+        10.0,
+        validation_alias=Env.INFERENCE_LOG_FLUSH_SECONDS.value,
+        gt=0,
+        description="Inference rows are written once the oldest has waited this long; a hard "
+        "kill loses at most the rows of one such window (or flush_rows rows).",
+    )
+    cors_allowed_origins: str = Field(
+        "",
+        validation_alias=Env.CORS_ALLOWED_ORIGINS.value,
+        description="Comma-separated origins whose browser apps may call the API (partners' "
+        "sites); empty: only the API's own page.",
     )
     api_stage: str = Field(names.API_STAGE, validation_alias=Env.API_STAGE.value)
     model_dir: Path | None = Field(
@@ -96,6 +120,10 @@ class Settings(BaseSettings):
         validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
         description="s3:// URI of the training code tarball run by the framework container.",
     )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,7 @@ def build_app(app: App | None = None) -> App:
             throttle_burst=config.api_throttle_burst,
             reserved_concurrency=config.reserved_concurrency,
             provisioned_concurrency=config.provisioned_concurrency,
+            cors_origins=config.cors_origins,
         ),
         serving_endpoint=config.serving_endpoint,
         env=env,

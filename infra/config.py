@@ -12,6 +12,12 @@ def _flag(value: Any) -> bool:
     return value is True or str(value).lower() in {"true", "1", "yes"}
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    """Browser origins allowed to call the API: a JSON list in cdk.json, or comma-separated."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
+
+
 @dataclass(frozen=True)
 class DeploymentConfig:
     account: str
@@ -23,6 +29,7 @@ class DeploymentConfig:
     api_throttle_rate: float
     api_throttle_burst: int
     alarm_email: str
+    cors_origins: tuple[str, ...]
 
     @classmethod
     def from_app(cls, app: App) -> DeploymentConfig:
@@ -37,6 +44,7 @@ class DeploymentConfig:
             api_throttle_rate=float(context("apiThrottleRate") or 100),
             api_throttle_burst=int(context("apiThrottleBurst") or 200),
             alarm_email=str(context("alarmEmail") or ""),
+            cors_origins=_origins(context("corsAllowedOrigins")),
         )
 
     @property

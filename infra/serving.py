@@ -15,6 +15,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from contracts.api import (
+    API_KEY_HEADER,
+    GATEWAY_ANSWERS,
+    JSON,
+    PRICE_API_ROUTES,
+    Access,
+    gateway_error_template,
+)
 from contracts.names import (
     API_NAME,
     MODEL_PACKAGE_GROUP,
@@ -49,13 +57,10 @@ class ApiOptions:
     throttle_burst: int
     reserved_concurrency: int
     provisioned_concurrency: int
+    cors_origins: tuple[str, ...] = ()
 
 
 API_KEYS = ("jeweller-web", "partner-example")
-INVALID_BODY_TEMPLATE = (
-    '{"error": "invalid input", "message": "$context.error.validationErrorString", '
-    '"details": [], "request_id": "$context.requestId"}'
-)
 
 
 def diamond_model_schema() -> apigateway.JsonSchema:
@@ -121,6 +126,7 @@ class PriceApi(Construct):
                 Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
                 Env.MODEL_REFRESH_SECONDS.value: "30",
                 Env.API_STAGE.value: stage,
+                Env.CORS_ALLOWED_ORIGINS.value: ",".join(options.cors_origins),
             },
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -176,9 +182,19 @@ class PriceApi(Construct):
             "Api",
             rest_api_name=API_NAME,
             description="Facet diamond prices: POST /v1/prices, /v1/prices/batch; GET "
-            "/v1/model, /v1/models; web page at /",
+            "/v1/model, /v1/models (API key); web page at /, docs at /docs",
             binary_media_types=["multipart/form-data", "text/csv"],
             cloud_watch_role=True,
+            default_cors_preflight_options=(
+                apigateway.CorsOptions(
+                    allow_origins=list(options.cors_origins),
+                    allow_methods=["GET", "POST", "OPTIONS"],
+                    allow_headers=["Content-Type", API_KEY_HEADER],
+                    max_age=Duration.minutes(10),
+                )
+                if options.cors_origins
+                else None
+            ),
             deploy_options=apigateway.StageOptions(
                 stage_name=stage,
                 throttling_rate_limit=options.throttle_rate,
@@ -215,29 +231,28 @@ class PriceApi(Construct):
             model_name="Diamond",
             schema=diamond_model_schema(),
         )
-        # Public: the web page, docs, health. Partners (and the web page) use an API key on /v1.
-        self.api.root.add_method("GET", integration)
-        self.api.root.add_proxy(default_integration=integration, any_method=True)
-        v1 = self.api.root.add_resource("v1")
-        v1.add_proxy(default_integration=integration, any_method=False).add_method(
-            "ANY", integration, api_key_required=True
-        )
-        prices = v1.add_resource("prices")
-        prices.add_method(
-            "POST",
-            integration,
-            api_key_required=True,
-            request_validator=validator,
-            request_models={"application/json": diamond},
-        )
-        # API Gateway rejects a body that breaks the Diamond model before the Lambda runs; answer
-        # in the app's error shape, with the status and the field named, not a bare 400.
-        self.api.add_gateway_response(
-            "InvalidBody",
-            type=apigateway.ResponseType.BAD_REQUEST_BODY,
-            status_code="422",
-            templates={"application/json": INVALID_BODY_TEMPLATE},
-        )
+        # One resource and method per declared route (contracts.api), no catch-all: a path that
+        # is not declared (e.g. the SageMaker container's /invocations) does not exist here.
+        for route in PRICE_API_ROUTES:
+            resource = (
+                self.api.root if route.path == "/" else self.api.root.resource_for_path(route.path)
+            )
+            resource.add_method(
+                route.method,
+                integration,
+                api_key_required=route.access is Access.API_KEY,
+                request_validator=validator if route.validated_body else None,
+                request_models={JSON: diamond} if route.validated_body else None,
+            )
+        # API Gateway's own answers (no key, no such route, throttled, invalid body...) in the
+        # app's error shape, with the same statuses the local gateway gives.
+        for kind, answer in GATEWAY_ANSWERS.items():
+            self.api.add_gateway_response(
+                kind.value.title().replace("_", ""),
+                type=apigateway.ResponseType.of(kind.value),
+                status_code=str(answer.status),
+                templates={JSON: gateway_error_template(answer)},
+            )
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan",
             name="facet-partners",
@@ -262,15 +277,20 @@ def acknowledge_api(api: PriceApi) -> None:
         reason="The account-level role API Gateway needs to write execution logs; "
         "AWS's managed policy is the documented one.",
     )
+    public = ", ".join(
+        f"{r.method} {r.path}" for r in PRICE_API_ROUTES if r.access is Access.PUBLIC
+    )
     api_validations.acknowledge(
         id="AwsSolutions-APIG4",
-        reason="Partners authenticate with API keys and usage plans on /v1 (metered, "
-        "throttled); the web page, docs and health are public by design.",
+        reason=f"No authorizer. Public, and pricing nothing: {public} (the page, its files, the "
+        "API docs, health). Every /v1 method requires an API key on a usage plan; API keys "
+        "meter and throttle partners, they are not authentication (AWS guidance). An IAM or "
+        "Cognito authorizer on /v1 is the upgrade path.",
     )
     api_validations.acknowledge(
         id="AwsSolutions-COG4",
-        reason="No Cognito: partner businesses use API keys; the jeweller's staff "
-        "page uses its own key. IAM auth is the documented upgrade path.",
+        reason="No Cognito user pool: partners are businesses holding API keys (metering, "
+        "not authentication, see APIG4); the public methods price nothing.",
     )
     api_validations.acknowledge(
         id="AwsSolutions-APIG3",

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, step_function_name
+from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, Env, step_function_name
 from contracts.schema import example_diamond
 from local_emulation import localstack
 from local_emulation.gateway import Gateway
@@ -134,8 +134,16 @@ def print_models(session: Session) -> None:
             typer.echo(f"  {execution['name']}: {described.get('error')}: {described.get('cause')}")
 
 
-def start_gateway(session: Session, port: int, workers: int, api_key: str | None = None) -> Gateway:
+def start_gateway(
+    session: Session,
+    port: int,
+    workers: int,
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
+) -> Gateway:
     environment = dict(os.environ) | serving_environment(session.deployment)
+    if cors_origins:
+        environment[Env.CORS_ALLOWED_ORIGINS.value] = ",".join(cors_origins)
     return Gateway(port, workers=workers, api_key=api_key, environment=environment).start()
 
 
@@ -312,11 +320,18 @@ def serve(
         str | None,
         typer.Option(help="Require this x-api-key on /v1 routes, as the cloud API does."),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="A browser origin allowed to call the API (CORS); repeatable."),
+    ] = None,
 ) -> None:
     """Serve the price API (API Gateway-style, stage prod) against the emulator until Ctrl-C."""
 
     def run() -> None:
-        with open_session() as session, start_gateway(session, port, workers, api_key) as gateway:
+        with (
+            open_session() as session,
+            start_gateway(session, port, workers, api_key, cors_origin or []) as gateway,
+        ):
             typer.echo(
                 f"Price API at {gateway.url}/ (web page), {gateway.url}/docs\n"
                 f"  {example_request(gateway)}"

@@ -1,12 +1,17 @@
 """A local API Gateway (REST API, Lambda proxy integration) in front of the serving Lambda handler.
 
-Each HTTP request on 127.0.0.1 becomes an API Gateway REST proxy event (format 1.0: stage prefix,
-resource and proxy path parameter, requestContext, single- and multi-value headers and query
-strings, base64 bodies for binary media) and is passed to `serving.handler.handler` with a
-Lambda-like context; the handler's proxy response becomes the HTTP response.
+An ASGI app on uvicorn (a real HTTP/1.1 server: chunked bodies, bad Content-Length and unknown
+methods are its job) does what API Gateway does before and after the Lambda: it decodes and
+normalizes the path once, refuses ambiguous paths, matches the same declared routes the CDK app
+creates (contracts.api; anything else does not exist), requires the API key where the route
+does, answers CORS preflights, bounds the body at API Gateway's 10 MB, and turns the request into
+a REST proxy event (format 1.0: stage, resource, path parameters, requestContext, single- and
+multi-value headers and query strings, base64 bodies for binary media) for
+`serving.handler.handler`. Its own answers use the API's error shape, as the CDK app's gateway
+responses do.
 
-Workers are separate processes sharing the port (SO_REUSEPORT), each handling one request at a
-time, as Lambda execution environments do.
+Workers are separate processes sharing the port (SO_REUSEPORT); each runs the handler on one
+thread, one request at a time, as a Lambda execution environment does.
 """
 
 from __future__ import annotations
@@ -18,21 +23,32 @@ import datetime as dt
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from contracts.names import API_STAGE
+from contracts.api import (
+    API_GATEWAY_MAX_PAYLOAD_BYTES,
+    API_KEY_HEADER,
+    GATEWAY_ANSWERS,
+    PRICE_API_ROUTES,
+    Access,
+    GatewayResponse,
+    PathError,
+    Route,
+    find_route,
+    normalized_segments,
+)
+from contracts.names import API_STAGE, SERVING_FUNCTION
+from contracts.settings import Settings
 from local_emulation.emulator import clean_environment
 
 log = logging.getLogger("facet.emulation.gateway")
@@ -45,14 +61,18 @@ TEXT_MEDIA: Final = (
 ACCOUNT: Final = "123456789012"
 API_ID: Final = "local0api1"
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
 
 @dataclass
 class LambdaContext:
-    function_name: str = "facet-serving-api"
+    function_name: str = SERVING_FUNCTION
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:facet-serving-api"
-    log_group_name: str = "/aws/lambda/facet-serving-api"
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{SERVING_FUNCTION}"
+    log_group_name: str = f"/aws/lambda/{SERVING_FUNCTION}"
     log_stream_name: str = "local"
     deadline: float = field(default_factory=lambda: time.monotonic() + 29)
 
@@ -66,29 +86,26 @@ def _is_text(content_type: str) -> bool:
 
 def to_event(
     method: str,
-    target: str,
+    path: str,
+    query: str,
     headers: list[tuple[str, str]],
     body: bytes,
     *,
     stage: str,
     host: str,
+    resource: str,
     source_ip: str = "127.0.0.1",
-) -> dict[str, Any] | None:
-    """The REST API proxy event for a request, or None if the path is outside the stage."""
-    parts = urlsplit(target)
-    prefix = f"/{stage}"
-    if parts.path != prefix and not parts.path.startswith(prefix + "/"):
-        return None
-    path = parts.path[len(prefix) :] or "/"
+) -> dict[str, Any]:
+    """The REST API proxy event for a request to `path` (decoded, without the stage), matched to
+    the API Gateway resource `resource` (e.g. /v1/prices or /static/{proxy+})."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in headers:
         single[name] = value
         multi.setdefault(name, []).append(value)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query_single = {k: v for k, v in query} or None
+    pairs = parse_qsl(query, keep_blank_values=True)
     query_multi: dict[str, list[str]] = {}
-    for key, value in query:
+    for key, value in pairs:
         query_multi.setdefault(key, []).append(value)
     lowered = {name.lower(): value for name, value in headers}
     content_type = lowered.get("content-type", "")
@@ -99,24 +116,28 @@ def to_event(
         encoded, text = True, None
     now = dt.datetime.now(dt.UTC)
     request_id = str(uuid.uuid4())
-    resource = "/" if path == "/" else "/{proxy+}"
+    proxy = None
+    if resource.endswith("/{proxy+}"):
+        fixed = resource[: -len("/{proxy+}")]
+        proxy = {"proxy": path[len(fixed) :].lstrip("/")}
     return {
         "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": single or None,
         "multiValueHeaders": multi or None,
-        "queryStringParameters": query_single,
+        "queryStringParameters": {k: v for k, v in pairs} or None,
         "multiValueQueryStringParameters": query_multi or None,
-        "pathParameters": None if path == "/" else {"proxy": path.lstrip("/")},
+        "pathParameters": proxy,
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local1",
+            "deploymentId": "local2",
             "resourcePath": resource,
             "httpMethod": method,
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"{prefix}{path}",
+            "path": f"/{stage}{path}",
             "accountId": ACCOUNT,
             "protocol": "HTTP/1.1",
             "stage": stage,
@@ -126,7 +147,7 @@ def to_event(
             "identity": {
                 "sourceIp": source_ip,
                 "userAgent": lowered.get("user-agent"),
-                "apiKey": lowered.get("x-api-key"),
+                "apiKey": lowered.get(API_KEY_HEADER),
             },
             "domainName": host,
             "apiId": API_ID,
@@ -147,113 +168,250 @@ def from_response(response: dict[str, Any]) -> tuple[int, list[tuple[str, str]],
     return int(response["statusCode"]), headers, raw
 
 
-def _forbidden(message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return 403, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
+def gateway_answer(kind: GatewayResponse, message: str | None = None) -> tuple[int, bytes]:
+    """API Gateway's own answer in the API's error shape, as the CDK app's gateway responses."""
+    answer = GATEWAY_ANSWERS[kind]
+    text = message if message is not None else answer.message
+    body = {"error": answer.error, "message": text, "details": [], "request_id": str(uuid.uuid4())}
+    return answer.status, json.dumps(body).encode()
 
 
-_loops = threading.local()
+@dataclass(frozen=True)
+class GatewayConfig:
+    stage: str = API_STAGE
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    routes: tuple[Route, ...] = PRICE_API_ROUTES
 
 
-def _invoke(
-    lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any]
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Call the handler as the Lambda runtime does; a crash becomes API Gateway's 502."""
-    if getattr(_loops, "loop", None) is None:
-        # Mangum drives the app with asyncio.get_event_loop(), which only the main thread has.
-        _loops.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_loops.loop)
-    try:
-        return from_response(lambda_handler(event, LambdaContext()))
-    except Exception:
-        log.exception("the Lambda handler failed")
-        return 502, [("Content-Type", "application/json")], b'{"message": "Internal server error"}'
+class GatewayApp:
+    """ASGI app standing in for API Gateway; `load_handler` imports the Lambda handler."""
 
+    def __init__(self, config: GatewayConfig, load_handler: Callable[[], LambdaHandler]) -> None:
+        self.config = config
+        self.load_handler = load_handler
+        self.handler: LambdaHandler | None = None
+        # One thread per worker: one request at a time, like a Lambda execution environment.
+        self.environment = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-def make_request_handler(
-    lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-    *,
-    stage: str,
-    api_key: str | None,
-) -> type[BaseHTTPRequestHandler]:
-    invoke_lock = threading.Lock()  # one request at a time per worker, like a Lambda environment
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out as separate writes
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug(format, *args)
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            host = self.headers.get("Host", "127.0.0.1")
-            event = to_event(
-                self.command,
-                self.path,
-                list(self.headers.items()),
-                body,
-                stage=stage,
-                host=host,
-                source_ip=self.client_address[0],
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            status, headers, body = await self._handle(scope, receive)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        *(
+                            (name.lower().encode("latin-1"), value.encode("latin-1"))
+                            for name, value in headers
+                            if name.lower() not in {"content-length", "connection"}
+                        ),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
             )
-            if event is None:
-                status, headers, raw = _forbidden("Missing Authentication Token")
-            elif (
-                api_key
-                and event["path"].startswith("/v1/")
-                and event["requestContext"]["identity"]["apiKey"] != api_key
-            ):
-                status, headers, raw = _forbidden("Forbidden")
-            else:
-                with invoke_lock:
-                    status, headers, raw = _invoke(lambda_handler, event)
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in {"content-length", "connection"}:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(raw)
+            await send({"type": "http.response.body", "body": body})
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle  # noqa: N815
+    async def _lifespan(
+        self, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.handler = await asyncio.get_running_loop().run_in_executor(
+                    self.environment, self._start_environment
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(
+                    self.environment, _stop_environment
+                )
+                self.environment.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
-    return Handler
+    def _start_environment(self) -> LambdaHandler:
+        # Mangum drives the app with asyncio.get_event_loop(): give the Lambda thread its own.
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        handler = self.load_handler()
+        from serving.app import default_app
+
+        # Unlike Lambda, nothing freezes this process between requests, so inference rows are
+        # flushed by age in the background as well as by size.
+        default_app().state.inference_log.start()
+        return handler
+
+    async def _handle(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        lowered = {name.lower(): value for name, value in headers}
+        matched = self._match(scope, lowered)
+        if not isinstance(matched, tuple):
+            return _unpack(matched)
+        route, path = matched
+        if route is None:  # a CORS preflight: answered here, as API Gateway's mock method does
+            return self._preflight(path, lowered.get("origin", ""))
+        body = await _read_body(receive, lowered.get("content-length", ""))
+        if body is None:
+            return _unpack(gateway_answer(GatewayResponse.REQUEST_TOO_LARGE))
+        client = scope.get("client") or ("127.0.0.1", 0)
+        event = to_event(
+            route.method,
+            "/" + "/".join(path),
+            bytes(scope.get("query_string", b"")).decode("latin-1"),
+            headers,
+            body,
+            stage=self.config.stage,
+            host=lowered.get("host", "127.0.0.1"),
+            resource=route.path,
+            source_ip=str(client[0]),
+        )
+        return await asyncio.get_running_loop().run_in_executor(
+            self.environment, self._invoke, event
+        )
+
+    def _match(
+        self, scope: Scope, headers: dict[str, str]
+    ) -> tuple[Route | None, tuple[str, ...]] | GatewayResponse | PathAnswer:
+        """The route and decoded path (route None for a CORS preflight), or why there is none.
+
+        Authorization is decided here on the same decoded segments the event (and so the app's
+        routing) gets: no spelling of a path can reach a route without that route's key check.
+        """
+        raw_path = bytes(scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        try:
+            segments = normalized_segments(raw_path)
+        except PathError as error:
+            return PathAnswer(str(error))
+        if not segments or segments[0] != self.config.stage:
+            return GatewayResponse.MISSING_AUTHENTICATION_TOKEN
+        path = segments[1:]
+        method = str(scope["method"]).upper()
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            return None, path
+        route = find_route(self.config.routes, method, path)
+        if route is None:
+            return GatewayResponse.MISSING_AUTHENTICATION_TOKEN
+        if (
+            route.access is Access.API_KEY
+            and self.config.api_key
+            and headers.get(API_KEY_HEADER) != self.config.api_key
+        ):
+            return GatewayResponse.INVALID_API_KEY
+        return route, path
+
+    def _invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Call the handler as the Lambda runtime does; a crash becomes API Gateway's 502."""
+        assert self.handler is not None, "the lifespan starts the environment first"
+        try:
+            return from_response(self.handler(event, LambdaContext()))
+        except Exception:
+            log.exception("the Lambda handler failed")
+            status, body = gateway_answer(GatewayResponse.DEFAULT_5XX, "Internal server error")
+            return status, [("Content-Type", "application/json")], body
+
+    def _preflight(
+        self, segments: tuple[str, ...], origin: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """CORS preflight, answered by the gateway (API Gateway's mock OPTIONS method)."""
+        methods = sorted({r.method for r in self.config.routes if r.matches_path(segments)})
+        if not methods:
+            return _unpack(gateway_answer(GatewayResponse.MISSING_AUTHENTICATION_TOKEN))
+        headers = [("Vary", "Origin")]
+        if origin.rstrip("/") in self.config.cors_origins:
+            headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Methods", ",".join([*methods, "OPTIONS"])),
+                ("Access-Control-Allow-Headers", f"content-type,{API_KEY_HEADER}"),
+                ("Access-Control-Max-Age", "600"),
+            ]
+        return 204, headers, b""
 
 
-class ReusePortServer(ThreadingHTTPServer):
-    daemon_threads = True
+@dataclass(frozen=True)
+class PathAnswer:
+    """A path that cannot be read one way: API Gateway's default 4XX answer, with the reason."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # a client hung up (load generators do at the end): not an error of ours
-        super().handle_error(request, client_address)
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+    reason: str
 
 
-def serve_worker(port: int, stage: str, api_key: str | None) -> None:
-    """One gateway worker (run in its own process): stops on SIGTERM, flushing inference logs."""
+def _unpack(
+    answer: tuple[int, bytes] | GatewayResponse | PathAnswer,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    if isinstance(answer, PathAnswer):
+        answer = gateway_answer(
+            GatewayResponse.DEFAULT_4XX,
+            f"The request path cannot be read one way: {answer.reason}.",
+        )
+    elif isinstance(answer, GatewayResponse):
+        answer = gateway_answer(answer)
+    status, body = answer
+    return status, [("Content-Type", "application/json")], body
+
+
+async def _read_body(receive: Callable[[], Awaitable[Message]], declared: str) -> bytes | None:
+    """The body, or None once it is over API Gateway's payload limit (reading stops there)."""
+    if declared.isdigit() and int(declared) > API_GATEWAY_MAX_PAYLOAD_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > API_GATEWAY_MAX_PAYLOAD_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _load_serving_handler() -> LambdaHandler:
+    from serving.handler import handler
+
+    return handler  # type: ignore[no-any-return]
+
+
+def _stop_environment() -> None:
     from serving.app import default_app
-    from serving.handler import handler as lambda_handler
 
-    server = ReusePortServer(
-        ("127.0.0.1", port), make_request_handler(lambda_handler, stage=stage, api_key=api_key)
+    default_app().state.inference_log.close()
+
+
+def serve_worker(port: int, config: GatewayConfig) -> None:
+    """One gateway worker (its own process); stops on SIGTERM/SIGINT, flushing inference logs."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            GatewayApp(config, _load_serving_handler),
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            h11_max_incomplete_event_size=64 * 1024,
+        )
     )
-
-    def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        default_app().state.inference_log.close()
+    server.run(sockets=[sock])
 
 
 class Gateway:
@@ -281,17 +439,25 @@ class Gateway:
         *,
         workers: int = 1,
         api_key: str | None = None,
+        environment: dict[str, str] | None = None,
     ) -> Gateway:
-        """Serve one local artifact directory (no registry, no AWS): tests and benchmarks."""
-        environment = clean_environment()
-        environment |= {
+        """Serve one local artifact directory (no registry; no lake unless `environment` names
+        one): tests and benchmarks."""
+        base = clean_environment()
+        base |= {
             "FACET_MODEL_DIR": str(model_dir),
             "FACET_DATA_BUCKET": "",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        return cls(port, workers=workers, api_key=api_key, environment=environment)
+        return cls(port, workers=workers, api_key=api_key, environment=base | (environment or {}))
+
+    @property
+    def started(self) -> bool:
+        return bool(self.processes)
 
     def start(self, timeout: float = 60) -> Gateway:
+        if self.started:
+            return self
         command = [
             sys.executable,
             "-m",
@@ -344,7 +510,13 @@ def main() -> None:
     parser.add_argument("--api-key")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    serve_worker(args.port, args.stage, args.api_key)
+    settings = Settings()
+    serve_worker(
+        args.port,
+        GatewayConfig(
+            stage=args.stage, api_key=args.api_key, cors_origins=tuple(settings.cors_origins)
+        ),
+    )
 
 
 if __name__ == "__main__":

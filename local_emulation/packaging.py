@@ -86,6 +86,7 @@ SERVING_REQUIREMENTS: Final = (
     "numpy>=2.0,<3",
     "lightgbm==4.7.0",
     "python-multipart>=0.0.9",
+    "fastapi-swagger==0.4.64",
 )
 LAMBDA_PYTHON: Final = "3.12"
 LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"

@@ -20,8 +20,17 @@ class NoModelError(ServingError):
 
 
 class PayloadTooLargeError(ServingError):
+    """The request is over a limit: bytes of the body, or rows of a batch."""
+
     status_code = 413
-    title = "too many rows"
+    title = "payload too large"
+
+
+class ResponseTooLargeError(ServingError):
+    """The answer would not fit through Lambda's synchronous response limit."""
+
+    status_code = 413
+    title = "response too large"
 
 
 class UnsupportedMediaTypeError(ServingError):
@@ -38,3 +47,8 @@ class InvalidRowsError(ServingError):
     def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class NotFoundError(ServingError):
+    status_code = 404
+    title = "not found"

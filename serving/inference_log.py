@@ -1,9 +1,12 @@
 """Every priced stone, logged to the data lake's inference/ zone off the hot path.
 
 Requests append rows to an in-memory buffer (bounded); a flush writes one CSV object per batch
-of rows to inference/date=YYYY-MM-DD/. Flushes happen in a background thread when the buffer is
-full enough or old enough, and synchronously on shutdown. Everything is counted: rows accepted,
-written, and dropped (only if the lake stays unreachable while the buffer is at its bound).
+of rows to inference/date=YYYY-MM-DD/. A flush is due when `flush_rows` rows wait or the oldest
+has waited `flush_seconds`. Where threads keep running between requests (the local gateway, the
+SageMaker container) a background thread flushes; in Lambda, which freezes threads between
+invocations, the request that finds a flush due writes it before returning. Either way a hard
+kill loses at most the rows of one flush window. Everything is counted: rows accepted, written,
+and dropped (only if the lake stays unreachable while the buffer is at its bound).
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from contracts.names import Zone
 from contracts.schema import FEATURE_NAMES
+from serving.guards import request_id
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 log = logging.getLogger("facet.serving.inference_log")
 COLUMNS: Final = (
@@ -139,6 +146,10 @@ class InferenceLogger:
             Bucket=self.bucket, Key=key, Body=buffer.getvalue().encode(), ContentType="text/csv"
         )
 
+    @property
+    def flushing_in_background(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
         """Flush in a background thread when rows are due (not in Lambda: it freezes threads)."""
         if self._thread is not None or not self.bucket:
@@ -186,3 +197,27 @@ def rows_for(
         }
         for stone, price in zip(stones, prices, strict=True)
     ]
+
+
+def log_priced(
+    logger: InferenceLogger,
+    request: Request,
+    *,
+    route: str,
+    model_version: int | None,
+    stones: list[dict[str, Any]],
+    quotes: list[dict[str, Any]],
+) -> None:
+    """Queue one row per priced stone, with the request's id and its latency so far."""
+    started = getattr(request.state, "started", None)
+    latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+    logger.log(
+        rows_for(
+            request_id(request.scope),
+            route=route,
+            model_version=model_version,
+            latency_ms=latency,
+            stones=stones,
+            prices=[q["price_usd"] for q in quotes],
+        )
+    )

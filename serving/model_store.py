@@ -1,9 +1,10 @@
 """The production model, as the registry says, loaded once and refreshed without a restart.
 
 Production is the Approved package approved most recently (training.registry). Every
-`model_refresh_seconds` the next request re-reads the registry; a new production package is
-downloaded, checked against its recorded sha256 and schema version, and swapped in. If a refresh
-fails, the current model keeps serving and the error is kept for /ready and the logs.
+`model_refresh_seconds` a request starts a re-read of the registry in a background thread (only
+the first load, with nothing to serve yet, waits for it); a new production package is downloaded,
+checked against its recorded sha256 and schema version, and swapped in. If a refresh fails, the
+current model keeps serving and the error is kept for /ready and the logs.
 """
 
 from __future__ import annotations
@@ -85,14 +86,20 @@ class ModelStore:
     _current: LoadedModel | None = None
     _checked_at: float | None = None
     last_error: str | None = None
+    _refreshing: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _start_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self) -> LoadedModel:
-        """The model to price with; refreshes from the registry when the TTL has passed."""
-        if self._due():
-            with self._lock:
-                if self._due():
-                    self._refresh()
+        """The model to price with. Only the very first load happens on the request path: once a
+        model is loaded, a due refresh runs in a background thread and this returns at once."""
+        if self._current is None:
+            if self._due():
+                with self._lock:
+                    if self._current is None and self._due():
+                        self._refresh()
+        elif self._due():
+            self._refresh_in_background()
         if self._current is None:
             raise NoModelError(
                 "No model is approved yet, so no price can be given. Run the training pipeline "
@@ -100,6 +107,29 @@ class ModelStore:
                 + (f" Last registry error: {self.last_error}" if self.last_error else "")
             )
         return self._current
+
+    def _refresh_in_background(self) -> None:
+        # Its own lock: the refresh holds `_lock` for its whole duration, requests never wait on it.
+        with self._start_lock:
+            if self._refreshing or not self._due():
+                return
+            self._refreshing = True
+            self._checked_at = self.clock()  # one refresh per period, however many requests
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._refresh()
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="model-refresh", daemon=True).start()
+
+    def wait_for_refresh(self, timeout: float = 30.0) -> None:
+        """Block until a background refresh in flight has finished (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._refreshing and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def current(self) -> LoadedModel | None:
         return self._current

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from contracts.schema import FEATURE_NAMES
-from training.explain import explain
+from contracts.schema import FEATURE_NAMES, dimension_warning
+from training.explain import PriceExplanation, explain
 from training.predict import PriceModel
 
 
@@ -25,6 +25,24 @@ def price_range(model: PriceModel, prices: np.ndarray) -> tuple[np.ndarray, np.n
     high = math.exp(float(interval.get("log_high", 0.0)))
     quantiles = interval.get("quantiles", [0.1, 0.9])
     return prices * low, prices * high, float(quantiles[1] - quantiles[0])
+
+
+def dollar_effects(explanation: PriceExplanation) -> list[float]:
+    """Each factor's share of (price - base price) in dollars; the shares add up exactly.
+
+    Factors multiply, so dollars are shared in proportion to each factor's log effect, scaled by
+    the logarithmic mean of price and base price (the LMDI decomposition): no factor's share
+    depends on the order the factors are listed in, and price = base + the sum of the shares.
+    """
+    price, base = explanation.price, explanation.base_price
+    log_gap = math.log(price) - math.log(base)
+    scale = price if abs(log_gap) < 1e-12 else (price - base) / log_gap
+    return [f.log_contribution * scale for f in explanation.factors]
+
+
+def warnings_for(stone: dict[str, Any]) -> list[str]:
+    warning = dimension_warning(stone["carat"], stone["x"], stone["y"], stone["z"])
+    return [warning] if warning else []
 
 
 def quote(
@@ -48,6 +66,8 @@ def quote(
                 "high": round(float(high[i]), 2),
                 "coverage": coverage,
             },
+            "explanation": None,
+            "warnings": warnings_for(stones[i]),
         }
         if with_explanation:
             e = explanations[i]
@@ -58,9 +78,10 @@ def quote(
                         "name": f.name,
                         "factor": round(f.factor, 6),
                         "effect_percent": round(f.effect_usd_percent, 3),
+                        "effect_usd": round(dollars, 2),
                         "inputs": f.inputs,
                     }
-                    for f in e.factors
+                    for f, dollars in zip(e.factors, dollar_effects(e), strict=True)
                 ],
             }
         quotes.append(item)

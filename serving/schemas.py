@@ -29,6 +29,14 @@ class Factor(BaseModel):
     effect_percent: float = Field(
         description="The same as a percentage change of the base price.", examples=[7.1]
     )
+    effect_usd: float = Field(
+        description=(
+            "This factor's share, in dollars, of the gap between the base price and the price: "
+            "shared in proportion to each factor's log effect, so base price + every effect_usd "
+            "= price, whatever the order."
+        ),
+        examples=[171.2],
+    )
     inputs: dict[str, Any] = Field(
         description="The stone's values this factor is about.", examples=[{"carat": 0.71}]
     )
@@ -49,6 +57,11 @@ class Quote(BaseModel):
     explanation: Explanation | None = Field(
         None, description="Why this price (omitted when not asked for)."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things about the input a person should check, e.g. dimensions that do not "
+        "match the carat. The stone is priced as sent.",
+    )
 
 
 class PriceResponse(Quote):
@@ -56,7 +69,8 @@ class PriceResponse(Quote):
         description="Registry version of the model that priced it.", examples=[2]
     )
     request_id: str = Field(
-        description="Quote this when asking about a price.", examples=["5d0c1f0e9a2b4d34"]
+        description="Quote this when asking about a price (API Gateway's request id, a UUID).",
+        examples=["c6af9ac6-7b61-11e6-9a41-93e8deadbeef"],
     )
 
 
@@ -132,3 +146,14 @@ class Readiness(BaseModel):
     ready: bool
     model_version: int | None
     message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Too many rows or bytes in one request."},
+    415: {"model": ErrorResponse, "description": "Send JSON or CSV."},
+    422: {
+        "model": ErrorResponse,
+        "description": "A field is missing or outside its allowed values.",
+    },
+    503: {"model": ErrorResponse, "description": "No model has been approved yet."},
+}

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from contracts.api import GATEWAY_ANSWERS, PRICE_API_ROUTES
 from contracts.names import (
     API_STAGE,
     MODEL_PACKAGE_GROUP,
@@ -185,13 +186,58 @@ def test_api_stage_throttling_access_logs_and_tracing(synthesized: Synthesized) 
     )
 
 
-def test_api_requires_keys_on_v1_and_validates_the_price_body(synthesized: Synthesized) -> None:
+def _method_paths(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(HTTP method, resource path, properties) of every API Gateway method in a template."""
+    resources_ = {
+        k: v["Properties"] for k, v in template.items() if v["Type"] == "AWS::ApiGateway::Resource"
+    }
+
+    def path(resource_id: Any) -> str:
+        if "Fn::GetAtt" in resource_id:
+            return ""  # the RestApi's root resource
+        resource = resources_[resource_id["Ref"]]
+        return f"{path(resource['ParentId'])}/{resource['PathPart']}"
+
+    return [
+        (v["Properties"]["HttpMethod"], path(v["Properties"]["ResourceId"]) or "/", v["Properties"])
+        for v in template.values()
+        if v["Type"] == "AWS::ApiGateway::Method"
+    ]
+
+
+def test_api_has_exactly_the_declared_routes_and_every_pricing_method_needs_a_key(
+    synthesized: Synthesized,
+) -> None:
+    methods = _method_paths(synthesized.raw("FacetServing")["Resources"])
+    to_lambda = {
+        (method, path): props
+        for method, path, props in methods
+        if props["Integration"]["Type"] == "AWS_PROXY"
+    }
+    # One method per declared route; no catch-all; the SageMaker routes are absent
+    assert set(to_lambda) == {(r.method, r.path) for r in PRICE_API_ROUTES}
+    assert not any("{proxy+}" in path and not path.startswith("/static/") for _, path in to_lambda)
+    assert not any(path in {"/invocations", "/ping"} for _, path in to_lambda)
+    for (method, path), props in to_lambda.items():
+        if path.startswith("/v1/"):  # pricing code, and the model registry's contents
+            assert props["ApiKeyRequired"] is True, (method, path)
+        else:
+            assert method == "GET" and not props.get("ApiKeyRequired"), (method, path)
+    # CORS preflight (MOCK integrations) for the configured partner origins, never keyed
+    preflights = [props for method, _, props in methods if method == "OPTIONS"]
+    assert preflights and all(p["Integration"]["Type"] == "MOCK" for p in preflights)
+    assert all(not p.get("ApiKeyRequired") for p in preflights)
+    assert "https://partner-app.example.com" in json.dumps(preflights)
+
+
+def test_api_validates_the_price_body_against_the_schema(synthesized: Synthesized) -> None:
     template = synthesized.raw("FacetServing")["Resources"]
-    methods = [r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::Method"]
-    keyed = [m for m in methods if m.get("ApiKeyRequired")]
-    assert len(keyed) == 2  # /v1/{proxy+} ANY and /v1/prices POST
-    validated = [m for m in methods if m.get("RequestValidatorId")]
-    assert len(validated) == 1 and validated[0]["HttpMethod"] == "POST"
+    validated = [
+        (method, path)
+        for method, path, props in _method_paths(template)
+        if props.get("RequestValidatorId")
+    ]
+    assert validated == [("POST", "/v1/prices")]
     models = [r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::Model"]
     schema = models[0]["Schema"]
     assert schema["properties"]["cut"]["enum"] == ["Fair", "Good", "Very Good", "Premium", "Ideal"]
@@ -207,6 +253,35 @@ def test_api_requires_keys_on_v1_and_validates_the_price_body(synthesized: Synth
         r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::UsagePlan"
     ]
     assert usage_plans[0]["Throttle"] and usage_plans[0]["Quota"]["Period"] == "MONTH"
+
+
+def test_api_gateways_own_answers_use_the_apps_error_shape(synthesized: Synthesized) -> None:
+    template = synthesized.raw("FacetServing")["Resources"]
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in template.values()
+        if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+    }
+    assert set(responses) == {kind.value for kind in GATEWAY_ANSWERS}
+    for kind, answer in GATEWAY_ANSWERS.items():
+        props = responses[kind.value]
+        assert props["StatusCode"] == str(answer.status)
+        body = props["ResponseTemplates"]["application/json"]
+        assert f'"error": "{answer.error}"' in body and "$context.requestId" in body
+
+
+def test_serving_lambda_gets_the_stage_cors_origins(synthesized: Synthesized) -> None:
+    synthesized.template("FacetServing").has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": SERVING_FUNCTION,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {Env.CORS_ALLOWED_ORIGINS.value: "https://partner-app.example.com"}
+                )
+            },
+        },
+    )
 
 
 def _statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
@@ -336,20 +411,3 @@ def test_dashboard_shows_latency_errors_runs_and_production_version(
         "ProductionModelVersion",
     ):
         assert needle in body, needle
-
-
-def test_api_gateway_body_validation_answers_422_in_the_apps_error_shape(
-    synthesized: Synthesized,
-) -> None:
-    synthesized.template("FacetServing").has_resource_properties(
-        "AWS::ApiGateway::GatewayResponse",
-        {
-            "ResponseType": "BAD_REQUEST_BODY",
-            "StatusCode": "422",
-            "ResponseTemplates": {
-                "application/json": Match.string_like_regexp(
-                    r'"error": "invalid input".*validationErrorString'
-                )
-            },
-        },
-    )

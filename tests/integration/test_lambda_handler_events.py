@@ -103,7 +103,32 @@ def test_event_web_page_at_the_root_resource(handler: Any) -> None:
     response, body = call(handler, "web_page.json")
     assert response["statusCode"] == 200
     assert "Facet — diamond prices" in body
-    assert 'fetch("v1/prices"' in body  # relative: works under /prod/
+    # Links carry the stage, so the page works at /prod and /prod/; its script is a file
+    assert 'data-root="/prod"' in body and 'src="/prod/static/app.js"' in body
+    assert "<script>" not in body
+    policy = response["headers"]["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_event_static_script_is_served_as_text(handler: Any) -> None:
+    response, body = call(handler, "static_app_js.json")
+    assert response["statusCode"] == 200 and not response["isBase64Encoded"]
+    assert response["headers"]["content-type"].startswith("text/javascript")
+    assert "textContent" in body and "innerHTML" not in body
+
+
+def test_event_http_api_v2_with_a_named_stage_is_routed(handler: Any) -> None:
+    response, body = call(handler, "http_api_v2_price_one.json")
+    assert response["statusCode"] == 200, body
+    assert json.loads(body)["price_usd"] > 0
+
+
+def test_event_sagemaker_routes_do_not_exist_on_the_lambda_api(handler: Any) -> None:
+    event = json.loads((EVENTS / "price_one.json").read_text())
+    event["path"] = event["resource"] = "/invocations"
+    event["requestContext"]["path"] = "/prod/invocations"
+    response = handler(event, Context())
+    assert response["statusCode"] == 404
 
 
 def test_event_current_model(handler: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,13 @@ def store(aws: tuple[Any, Any], tmp_path: Path) -> tuple[ModelStore, Clock]:
     return ModelStore(settings, lambda: aws, clock=clock, cache_dir=tmp_path / "cache"), clock
 
 
+def refreshed(models: ModelStore) -> Any:
+    """What serves once the refresh a request starts has finished (it runs in the background)."""
+    models.get()
+    models.wait_for_refresh()
+    return models.get()
+
+
 def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
     aws: tuple[Any, Any], store: tuple[ModelStore, Clock], served_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -81,13 +90,13 @@ def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
     # v2 approved: served on the next refresh.
     v2 = publish(aws, served_model_dir, "v2", status=registry.ApprovalStatus.APPROVED)
     clock.now += 31
-    assert models.get().info.version == v2.version
+    assert refreshed(models).info.version == v2.version
     # A newer approval: within the TTL the old one keeps serving, after it the new one, no restart.
     v3 = publish(aws, served_model_dir, "v3", status=registry.ApprovalStatus.APPROVED)
     clock.now += 5
     assert models.get().info.version == v2.version
     clock.now += 30
-    assert models.get().info.version == v3.version
+    assert refreshed(models).info.version == v3.version
     # A production package whose artifact does not match its recorded sha256 is refused.
     publish(
         aws,
@@ -97,7 +106,7 @@ def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
         recorded_sha="0" * 64,
     )
     clock.now += 31
-    assert models.get().info.version == v3.version
+    assert refreshed(models).info.version == v3.version
     assert models.last_error is not None and "does not match the registry's" in models.last_error
     # An artifact written for another schema version is refused too.
     other_schema = tmp_path / "other-schema"
@@ -107,7 +116,7 @@ def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
     (other_schema / "metadata.json").write_text(json.dumps(metadata))
     publish(aws, other_schema, "other-schema", status=registry.ApprovalStatus.APPROVED)
     clock.now += 31
-    assert models.get().info.version == v3.version
+    assert refreshed(models).info.version == v3.version
     assert models.last_error is not None and "schema version 0" in models.last_error
     # Rollback: approving v2 again makes it production; serving follows.
     sagemaker, _ = aws
@@ -118,7 +127,7 @@ def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
         "rollback",
     )
     clock.now += 31
-    assert models.get().info.version == v2.version
+    assert refreshed(models).info.version == v2.version
     assert models.last_error is None
 
 
@@ -134,5 +143,34 @@ def test_store_keeps_the_model_when_the_registry_is_unreachable(
 
     models.clients = unreachable
     clock.now += 31
-    assert models.get() is loaded
+    assert refreshed(models) is loaded
     assert "registry endpoint down" in (models.last_error or "")
+
+
+def test_a_due_refresh_never_delays_a_request(
+    aws: tuple[Any, Any], served_model_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN a served model and a registry that takes 0.5 s to answer
+    first = publish(aws, served_model_dir, "slow-v1", status=registry.ApprovalStatus.APPROVED)
+    clock = Clock()
+    settings = Settings(model_package_group=GROUP, model_refresh_seconds=30)
+    models = ModelStore(settings, lambda: aws, clock=clock, cache_dir=tmp_path / "cache")
+    assert models.get().info.version == first.version  # the first load waits: nothing to serve
+    answered = threading.Event()
+
+    def slow_registry() -> tuple[Any, Any]:
+        time.sleep(0.5)
+        answered.set()
+        return aws
+
+    models.clients = slow_registry
+    second = publish(aws, served_model_dir, "slow-v2", status=registry.ApprovalStatus.APPROVED)
+    clock.now += 31
+    # WHEN requests arrive while the refresh is due
+    started = time.perf_counter()
+    served = [models.get().info.version for _ in range(50)]
+    elapsed = time.perf_counter() - started
+    # THEN they are answered at once by the current model, and the refresh lands afterwards
+    assert elapsed < 0.1 and set(served) == {first.version} and not answered.is_set()
+    models.wait_for_refresh()
+    assert models.get().info.version == second.version

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from contracts.api import HOSTING_ROUTES, PRICE_API_ROUTES
 from contracts.schema import CUT, FEATURE_NAMES, example_diamond
 from contracts.settings import Settings
-from serving.app import create_app
+from serving.app import create_app, create_hosting_app
 from serving.inference_log import InferenceLogger
 from training.predict import load_model
 
@@ -137,17 +138,50 @@ def test_batch_other_media_types_get_415(client: TestClient, content_type: str) 
     assert response.status_code == 415
 
 
+@pytest.fixture(scope="module")
+def hosting(served_model_dir: Path) -> Any:
+    app = create_hosting_app(Settings(model_dir=served_model_dir, data_bucket=""))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
 def test_sagemaker_ping_and_invocations_accept_csv_without_header_and_json(
-    client: TestClient,
+    hosting: TestClient,
 ) -> None:
-    assert client.get("/ping").status_code == 200
+    assert hosting.get("/ping").status_code == 200
     row = ",".join(str(v) for v in example_diamond().values())
-    from_csv = client.post(
+    from_csv = hosting.post(
         "/invocations", content=row + "\n", headers={"content-type": "text/csv"}
     ).json()
-    from_json = client.post("/invocations", json={"instances": [example_diamond()]}).json()
+    from_json = hosting.post("/invocations", json={"instances": [example_diamond()]}).json()
     assert from_csv["predictions"][0]["price_usd"] == from_json["predictions"][0]["price_usd"]
     assert from_csv["predictions"][0]["explanation"]["factors"]
+
+
+def test_the_lambda_api_serves_exactly_its_declared_routes(client: TestClient) -> None:
+    # GIVEN the routes contracts.api declares (the CDK app builds one API Gateway method each)
+    for route in PRICE_API_ROUTES:
+        path = route.path.replace("{proxy+}", "app.js")
+        kwargs: dict[str, Any] = {"json": example_diamond()} if route.method == "POST" else {}
+        # THEN each answers (not 404/405), and nothing else is documented
+        assert client.request(route.method, path, **kwargs).status_code not in {404, 405}, route
+    documented = {
+        (method.upper(), path)
+        for path, methods in client.get("/openapi.json").json()["paths"].items()
+        for method in methods
+    }
+    assert documented <= {(r.method, r.path) for r in PRICE_API_ROUTES}
+    # AND the SageMaker hosting routes do not exist on it
+    for route in HOSTING_ROUTES:
+        response = client.request(route.method, route.path, json=[example_diamond()])
+        assert response.status_code == 404
+        assert set(response.json()) == {"error", "message", "details", "request_id"}
+
+
+def test_the_hosting_app_serves_only_ping_and_invocations(hosting: TestClient) -> None:
+    paths = set(hosting.get("/openapi.json").json()["paths"])
+    assert paths == {r.path for r in HOSTING_ROUTES}
+    assert hosting.post("/v1/prices", json=example_diamond()).status_code == 404
 
 
 def test_current_model_and_readiness(client: TestClient) -> None:
@@ -164,6 +198,8 @@ def test_no_model_gets_503_with_a_clear_message(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert "No model is approved yet" in response.json()["message"]
         assert test_client.get("/ready").status_code == 503
+    hosting_app = create_hosting_app(Settings(model_dir=tmp_path, data_bucket=""))
+    with TestClient(hosting_app) as test_client:
         assert test_client.get("/ping").status_code == 503
 
 
