@@ -45,7 +45,11 @@ RAW_BATCH_REGEX: Final = r"^diamonds_raw_(\d{8}T\d{6})\.csv$"
 REFERENCE_DATASET_KEY: Final = f"{Zone.CURATED.value}/reference/diamonds.csv.gz"
 HOLDOUT_KEY: Final = f"{Zone.CURATED.value}/holdout/holdout.csv"
 HOLDOUT_MANIFEST_KEY: Final = f"{Zone.CURATED.value}/holdout/manifest.json"
+HOLDOUT_ARCHIVE_PREFIX: Final = f"{Zone.CURATED.value}/holdouts/"
 DATASETS_PREFIX: Final = f"{Zone.CURATED.value}/datasets/"
+RECENT_HOLDOUTS_PREFIX: Final = f"{Zone.CURATED.value}/recent-holdouts/"
+BATCHES_PREFIX: Final = f"{Zone.CURATED.value}/batches/"
+LINEAGE_PREFIX: Final = f"{Zone.CURATED.value}/lineage/"
 LEDGER_PREFIX: Final = f"{Zone.CURATED.value}/ledger/"
 TRAINING_OUTPUT_PREFIX: Final = "training-jobs/"
 TRAINING_CODE_KEY: Final = "code/training-source.tar.gz"
@@ -109,6 +113,10 @@ class Env(StrEnum):
 # CloudWatch.
 METRIC_NAMESPACE: Final = "Facet"
 PRODUCTION_VERSION_METRIC: Final = "ProductionModelVersion"
+# Production's MAPE on each newly arrived labelled batch, and the batch's price level against
+# production (percent): the verdict's evidence, alarmed on in the monitoring stack.
+PRODUCTION_ERROR_ON_BATCH_METRIC: Final = "ProductionErrorOnNewBatch"
+PRICE_SHIFT_METRIC: Final = "PriceShift"
 
 
 class AslSubstitution(StrEnum):
@@ -170,6 +178,10 @@ class PackageMetadata(StrEnum):
     EXECUTION = "execution"
     TRAINING_JOB = "training_job"
     APPROVED_AT = "approved_at"
+    MARKET_LEVEL = "market_level"
+    HOLDOUT_VERSION = "holdout_version"
+    GATE_HOLDOUT = "gate_holdout"
+    RECENT_MAPE = "recent_mape"
 
 
 # The S3 "Object Created" event, reduced to what the pipeline needs. The cloud rule and the local

@@ -11,7 +11,18 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from contracts.names import METRIC_NAMESPACE, PRODUCTION_VERSION_METRIC, PROJECT
+from contracts.names import (
+    METRIC_NAMESPACE,
+    PRICE_SHIFT_METRIC,
+    PRODUCTION_ERROR_ON_BATCH_METRIC,
+    PRODUCTION_VERSION_METRIC,
+    PROJECT,
+)
+from contracts.settings import GatePolicy, VerdictPolicy
+
+# Production's error on a new labelled batch above this (percent) means the market or the
+# data moved away from what production learned: the gate's own MAPE floor.
+BATCH_ERROR_ALARM_PERCENT = GatePolicy().max_mape * 100
 
 
 class Monitoring(Construct):
@@ -41,6 +52,20 @@ class Monitoring(Construct):
             statistic="Maximum",
             period=Duration.hours(1),
             label="production model version",
+        )
+        batch_error = cloudwatch.Metric(
+            namespace=METRIC_NAMESPACE,
+            metric_name=PRODUCTION_ERROR_ON_BATCH_METRIC,
+            statistic="Maximum",
+            period=Duration.days(1),
+            label="production MAPE on the newest batch (%)",
+        )
+        price_shift = cloudwatch.Metric(
+            namespace=METRIC_NAMESPACE,
+            metric_name=PRICE_SHIFT_METRIC,
+            statistic="Average",
+            period=Duration.days(1),
+            label="price level of new batches vs production (%)",
         )
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{PROJECT}-overview"
@@ -80,7 +105,15 @@ class Monitoring(Construct):
                 title="Production model version", metrics=[production], width=8
             ),
         )
-        thresholds = [
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="New labelled batches against production",
+                left=[batch_error],
+                right=[price_shift],
+                width=12,
+            ),
+        )
+        thresholds: list[tuple[str, str, cloudwatch.IMetric, float, int]] = [
             (
                 "Api5xx",
                 "The price API returns server errors.",
@@ -100,6 +133,28 @@ class Monitoring(Construct):
                 "The serving Lambda fails.",
                 serving_function.metric_errors(period=period, statistic="Sum"),
                 1,
+                1,
+            ),
+            (
+                "ProductionErrorOnNewBatch",
+                f"Production's MAPE on a newly arrived labelled batch is above "
+                f"{BATCH_ERROR_ALARM_PERCENT:.0f} % (the gate's floor): the market or the data "
+                "moved; see the run report's verdict.",
+                batch_error,
+                BATCH_ERROR_ALARM_PERCENT,
+                1,
+            ),
+            (
+                "PriceShift",
+                f"New batches are priced more than {VerdictPolicy().shift_threshold:.0%} away "
+                "from production (either way): a market shift; a candidate may wait for approval.",
+                cloudwatch.MathExpression(
+                    expression="ABS(shift)",
+                    using_metrics={"shift": price_shift},
+                    label="|price shift| (%)",
+                    period=Duration.days(1),
+                ),
+                VerdictPolicy().shift_threshold * 100,
                 1,
             ),
             (

@@ -23,8 +23,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.names import (
+    BATCHES_PREFIX,
+    DATASETS_PREFIX,
     DRIFT_SCHEDULE_EXPRESSION,
     DRIFT_SCHEDULE_RULE,
+    HOLDOUT_KEY,
+    LEDGER_PREFIX,
     METRIC_NAMESPACE,
     MODEL_PACKAGE_GROUP,
     PARAM_PRODUCTION_MODEL,
@@ -33,6 +37,8 @@ from contracts.names import (
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
     RAW_OBJECT_RULE,
+    RECENT_HOLDOUTS_PREFIX,
+    REFERENCE_DATASET_KEY,
     SCHEDULE_EVENT_INPUT,
     STATE_MACHINE,
     STEP_FUNCTIONS,
@@ -121,34 +127,51 @@ class Grants:
     registry_write: bool = False
     describe_training: bool = False
     production_parameter: bool = False
+    put_metrics: bool = False
 
 
+HOLDOUT = HOLDOUT_KEY.rsplit("/", 1)[0] + "/"
+BATCHES = BATCHES_PREFIX
+REFERENCE_PREFIX = REFERENCE_DATASET_KEY.rsplit("/", 1)[0] + "/"
 STEP_GRANTS = {
     "validate_batch": Grants(
-        read=(Zone.RAW.prefix(), "curated/reference/", "curated/ledger/"),
-        write=(Zone.VALIDATED.prefix(), Zone.QUARANTINE.prefix(), "curated/ledger/"),
+        read=(Zone.RAW.prefix(), REFERENCE_PREFIX, LEDGER_PREFIX, HOLDOUT),
+        write=(Zone.VALIDATED.prefix(), Zone.QUARANTINE.prefix(), LEDGER_PREFIX, BATCHES),
+        artifacts_read=True,
+        registry_read=True,
+        put_metrics=True,
+    ),
+    "check_drift": Grants(
+        read=(
+            Zone.INFERENCE.prefix(),
+            REFERENCE_PREFIX,
+            HOLDOUT,
+            BATCHES,
+            DATASETS_PREFIX,
+            Zone.VALIDATED.prefix(),
+        ),
         artifacts_read=True,
         registry_read=True,
     ),
-    "check_drift": Grants(read=(Zone.INFERENCE.prefix(), "curated/reference/")),
     "build_dataset": Grants(
-        read=(Zone.CURATED.prefix(), Zone.VALIDATED.prefix()), write=("curated/datasets/",)
+        read=(Zone.CURATED.prefix(), Zone.VALIDATED.prefix()),
+        write=(DATASETS_PREFIX, RECENT_HOLDOUTS_PREFIX),
     ),
     "evaluate_model": Grants(
-        read=("curated/holdout/",),
+        read=(HOLDOUT, RECENT_HOLDOUTS_PREFIX),
         write=(Zone.REPORTS.prefix(),),
         artifacts_read=True,
         registry_read=True,
         describe_training=True,
     ),
     "register_model": Grants(registry_read=True, registry_write=True),
-    "deploy_model": Grants(registry_read=True, registry_write=True, production_parameter=True),
-    "write_report": Grants(
-        read=("curated/holdout/",), write=(Zone.REPORTS.prefix(),), artifacts_read=True
+    "deploy_model": Grants(
+        registry_read=True, registry_write=True, production_parameter=True, put_metrics=True
     ),
+    "write_report": Grants(read=(HOLDOUT,), write=(Zone.REPORTS.prefix(),), artifacts_read=True),
     "record_failure": Grants(
         write=(Zone.REPORTS.prefix(),),
-        delete=("curated/ledger/",),
+        delete=(LEDGER_PREFIX,),
         registry_read=True,
         registry_write=True,
     ),
@@ -315,6 +338,7 @@ class TrainingPipeline(Construct):
             nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
         if grants.production_parameter:
             self.production_parameter.grant_write(function)
+        if grants.put_metrics:
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],
@@ -323,7 +347,7 @@ class TrainingPipeline(Construct):
                 )
             )
         self.lake.key.grant_encrypt_decrypt(function)
-        acknowledge_common(nag, metrics=grants.production_parameter)
+        acknowledge_common(nag, metrics=grants.put_metrics)
         return function
 
     def _training_role(self) -> iam.Role:
@@ -335,8 +359,8 @@ class TrainingPipeline(Construct):
         )
         nag = Nag(role)
         inputs = [
-            bucket_objects(BucketRole.DATA_LAKE, "curated/datasets/"),
-            bucket_objects(BucketRole.DATA_LAKE, "curated/holdout/"),
+            bucket_objects(BucketRole.DATA_LAKE, DATASETS_PREFIX),
+            bucket_objects(BucketRole.DATA_LAKE, HOLDOUT),
         ]
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[a.value for a in inputs])
@@ -345,9 +369,7 @@ class TrainingPipeline(Construct):
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[bucket(BucketRole.DATA_LAKE).value],
-                conditions={
-                    "StringLike": {"s3:prefix": ["curated/datasets/*", "curated/holdout/*"]}
-                },
+                conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*", f"{HOLDOUT}*"]}},
             )
         )
         role.add_to_policy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -25,7 +26,10 @@ from local_emulation.provision import client, serving_environment
 from local_emulation.session import EmulatorGoneError, Session, open_session, service_backends
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, start
+from pipeline import batches, holdouts
 from pipeline.lake import batch_stamp
+from pipeline.report import outcome_line
+from pipeline.state import RunState
 from training import registry
 from training.cli import train
 
@@ -77,7 +81,7 @@ def _summarize(result: ExecutionResult) -> str:
         return f"{result.status}: {result.error}: {result.cause}"
     output = result.output or {}
     report = output.get("report") or {}
-    return str(report.get("outcome") or "succeeded")
+    return str(report.get("outcome") or outcome_line(output))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -94,10 +98,47 @@ def _run_batches(
         typer.echo(f"landed s3://{session.deployment.data_bucket}/{key}")
         for result in session.run_triggers(_progress(started)):
             typer.echo(f"  => {_summarize(result)}  ({result.seconds:.1f} s)")
-            local = session.download_report(result.name, REPORTS_DIR)
-            typer.echo(f"     report: {local / 'report.md'}")
+            state = RunState.model_validate(result.output or {})
+            verdict = state.validation.verdict if state.validation else None
+            if verdict is not None:
+                typer.echo(
+                    f"     verdict on the labels: {verdict.kind} (price level "
+                    f"{verdict.shift:+.1%}, spread {verdict.spread_ratio:.2f}x), "
+                    f"judged in {verdict.seconds:.2f} s"
+                )
+            _show_report(session, result)
             results.append(result)
     return results
+
+
+def _show_report(session: Session, result: ExecutionResult) -> None:
+    local = session.download_report(result.name, REPORTS_DIR) / "report.md"
+    if local.exists():
+        typer.echo(f"     report: {local}")
+    else:
+        local.parent.rmdir()
+        typer.echo("     (no report: nothing was done in this run)")
+
+
+def _approve_on_screen(session: Session, results: list[ExecutionResult]) -> None:
+    """The demo plays the person who approves a candidate waiting after a market shift."""
+    for result in results:
+        state = RunState.model_validate(result.output or {})
+        if state.evaluation is None or state.evaluation.decision != "pending":
+            continue
+        assert state.registration is not None
+        version = state.registration.version
+        typer.echo(f"  a person looks at the report and approves: facet approve {version}")
+        target = registry.find_version(_records(session), version)
+        approved = registry.set_status(
+            client("sagemaker"),
+            target,
+            registry.ApprovalStatus.APPROVED,
+            "Approved: the demo's operator accepted the market shift",
+            keep_reason=True,
+        )
+        _deploy_pointer(approved)
+        typer.echo(f"  => v{version} is production")
 
 
 def print_models(session: Session) -> None:
@@ -107,21 +148,28 @@ def print_models(session: Session) -> None:
         typer.echo("The registry is empty: no model has been trained yet.")
     else:
         typer.echo(
-            f"{'ver':>3}  {'status':<22} {'MAPE':>6} {'RMSE':>5} {'R²':>6}  {'dataset':<12} reason"
+            f"{'ver':>3}  {'status':<32} {'MAPE':>6} {'RMSE':>5} {'R²':>6}  "
+            f"{'recent':>6}  {'dataset':<12} reason"
         )
         for record in records:
             mape = record.metric(registry.PackageMetadata.HOLDOUT_MAPE)
             rmse = record.metric(registry.PackageMetadata.HOLDOUT_RMSE)
             r2 = record.metric(registry.PackageMetadata.HOLDOUT_R2)
+            recent = record.metric(registry.PackageMetadata.RECENT_MAPE)
             status = record.status + (
                 " (production)" if current and record.arn == current.arn else ""
             )
             dataset = record.metadata.get("dataset_hash", "")[:12]
             reason = record.description or record.metadata.get("reason", "")
+            recent_text = f"{recent:.2%}" if recent is not None else "—"
             typer.echo(
-                f"{record.version:>3}  {status:<22} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
-                f"{r2 or 0:>6.4f}  {dataset:<12} {reason}"
+                f"{record.version:>3}  {status:<32} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
+                f"{r2 or 0:>6.4f}  {recent_text:>6}  {dataset:<12} {reason}"
             )
+        typer.echo(
+            "(MAPE, RMSE, R²: on the frozen holdout; recent: MAPE on recent data at today's "
+            "price level)"
+        )
     failed = client("stepfunctions").list_executions(
         stateMachineArn=session.deployment.state_machine_arn, statusFilter="FAILED"
     )["executions"]
@@ -180,7 +228,11 @@ def _guard(action: Callable[[], Any]) -> Any:
         return action()
     except EmulatorGoneError as error:
         _fail(str(error), code=3)
-    except registry.RegistryError as error:
+    except (
+        registry.RegistryError,
+        batches.BatchNotFoundError,
+        holdouts.HoldoutRefreshError,
+    ) as error:
         _fail(str(error))
     return None
 
@@ -203,8 +255,8 @@ def _wait_for_interrupt(message: str) -> None:
 @app.command()
 def demo(
     batches: Annotated[
-        int, typer.Option(help="Fresh batches to land after the first (max 3).")
-    ] = 3,
+        int, typer.Option(help="Batches to land after the first (at most 4: the story below).")
+    ] = 4,
     rows: Annotated[int, typer.Option(help="Stones per batch.")] = 5000,
     keep_running: Annotated[
         bool, typer.Option("--keep-running/--exit", help="Keep the emulator up afterwards.")
@@ -229,13 +281,20 @@ def demo(
         ),
     ] = "http://127.0.0.1:4566",
 ) -> None:
-    """The whole system locally: emulator, resources, batches, pipeline runs, registry, API."""
+    """The whole system locally: emulator, resources, batches, pipeline runs, registry, API.
+
+    The story: fresh appraisals become production; more fresh appraisals; the market moves
+    +15 % (a market shift: the candidate that follows it waits for approval, and is approved on
+    screen); a batch of shuffled prices (quarantined before any training); fresh appraisals at
+    the new price level (trained and judged on their merits).
+    """
     started = time.monotonic()
-    changes = [Change.NONE, Change.NONE, Change.PRICES, Change.SHUFFLE][: batches + 1]
+    story = [Change.NONE, Change.NONE, Change.PRICES, Change.SHUFFLE, Change.NONE]
+    changes = story[: batches + 1]
     labels = {
         Change.NONE: "fresh appraisals",
-        Change.PRICES: "prices +15% (market drift)",
-        Change.SHUFFLE: "prices shuffled (corrupt)",
+        Change.PRICES: "the market moves: prices +15 %",
+        Change.SHUFFLE: "prices shuffled between stones (corrupt labels)",
     }
 
     def run() -> None:
@@ -250,13 +309,19 @@ def demo(
             directory = Path("build/batches")
             plan = make_batches(len(changes), rows=rows, changes=changes)
             for index, batch in enumerate(plan):
-                typer.echo(
-                    f"\nbatch {index + 1}/{len(plan)}: {batch.name} — {labels[batch.change]}"
+                level = (
+                    " (at the new price level)" if index > 2 and batch.change is Change.NONE else ""
                 )
-                _run_batches(session, [(batch.write(directory), batch.name)], started)
+                typer.echo(
+                    f"\nbatch {index + 1}/{len(plan)}: {batch.name} — {labels[batch.change]}{level}"
+                )
+                results = _run_batches(session, [(batch.write(directory), batch.name)], started)
                 if index == 0:
                     elapsed = time.monotonic() - started
                     typer.echo(f"  first production model {elapsed:.1f} s after a cold start")
+                _approve_on_screen(session, results)
+            typer.echo("\nBatches and their verdicts:")
+            print_batches(session)
             typer.echo("\nModel registry:")
             print_models(session)
             typer.echo(f"\nReports: {REPORTS_DIR}/")
@@ -267,6 +332,7 @@ def demo(
                     _wait_for_interrupt(
                         "\nEverything stays up. In another terminal:\n"
                         "  .venv/bin/facet models\n"
+                        "  .venv/bin/facet batches\n"
                         "  .venv/bin/facet rollback 1   (the API follows within 5 s)\n"
                         f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
@@ -378,9 +444,7 @@ def pipeline_run(
             )
             result = session.wait(arn, _progress(started))
             typer.echo(f"  => {_summarize(result)}")
-            typer.echo(
-                f"     report: {session.download_report(result.name, REPORTS_DIR) / 'report.md'}"
-            )
+            _show_report(session, result)
 
     _guard(run)
 
@@ -396,34 +460,178 @@ def _with_session(action: Callable[[Session], None]) -> None:
         action(session)
 
 
+def _deploy_pointer(record: registry.PackageRecord) -> None:
+    """In the cloud the registry's approval event invokes the deploy function; do the same."""
+    event = {
+        "detail-type": "SageMaker Model Package State Change",
+        "detail": {"ModelPackageArn": record.arn},
+    }
+    deploy = step_function_name(
+        STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
+    )
+    response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
+    if response.get("FunctionError"):
+        _fail(f"deploy function failed: {response['Payload'].read().decode()}")
+
+
+def _records(session: Session) -> list[registry.PackageRecord]:
+    return registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
+
+
 @app.command()
 def rollback(
     version: Annotated[int, typer.Argument(help="The model version to make production again.")],
+    force: Annotated[
+        bool,
+        typer.Option(help="Also make a version production that was never approved."),
+    ] = False,
 ) -> None:
     """Approve an earlier version again; serving follows the latest approved one."""
 
     def run(session: Session) -> None:
-        sagemaker = client("sagemaker")
-        records = registry.list_packages(sagemaker, session.deployment.model_package_group)
+        records = _records(session)
         target = registry.find_version(records, version)
+        if not registry.ever_approved(target) and not force:
+            _fail(
+                f"v{version} was never approved ({target.status}: {target.description}); a "
+                "rollback returns to a version that was production once. Use `facet approve "
+                f"{version}` for a pending version, or --force."
+            )
         current = registry.production(records)
         reason = f"Rollback to v{version} requested by the operator" + (
             f" (was v{current.version})" if current else ""
         )
-        approved = registry.set_status(sagemaker, target, registry.ApprovalStatus.APPROVED, reason)
-        # In the cloud the registry's approval event invokes the deploy function; do the same here.
-        event = {
-            "detail-type": "SageMaker Model Package State Change",
-            "detail": {"ModelPackageArn": approved.arn},
-        }
-        deploy = step_function_name(
-            STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
+        approved = registry.set_status(
+            client("sagemaker"), target, registry.ApprovalStatus.APPROVED, reason, keep_reason=True
         )
-        response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
-        if response.get("FunctionError"):
-            _fail(f"deploy function failed: {response['Payload'].read().decode()}")
+        _deploy_pointer(approved)
         typer.echo(f"v{version} is production again. {reason}.")
         print_models(session)
+
+    _guard(lambda: _with_session(run))
+
+
+@app.command()
+def approve(
+    version: Annotated[int, typer.Argument(help="The version waiting for approval.")],
+    reason: Annotated[
+        str, typer.Option(help="Why, for the registry (kept beside the pipeline's evidence).")
+    ] = "approved by the operator",
+) -> None:
+    """Approve a version waiting for a person (PendingManualApproval): it becomes production."""
+
+    def run(session: Session) -> None:
+        target = registry.find_version(_records(session), version)
+        if target.status != registry.ApprovalStatus.PENDING:
+            _fail(
+                f"v{version} is {target.status}, not waiting for approval; to return to an "
+                f"earlier production version use `facet rollback {version}`."
+            )
+        approved = registry.set_status(
+            client("sagemaker"),
+            target,
+            registry.ApprovalStatus.APPROVED,
+            f"Approved: {reason}",
+            keep_reason=True,
+        )
+        _deploy_pointer(approved)
+        typer.echo(f"v{version} approved and is production (the API follows within 5 s).")
+        print_models(session)
+
+    _guard(lambda: _with_session(run))
+
+
+@app.command()
+def reject(
+    version: Annotated[int, typer.Argument(help="The version waiting for approval.")],
+    reason: Annotated[str, typer.Option(help="Why it is rejected (recorded in the registry).")],
+) -> None:
+    """Reject a version waiting for a person (PendingManualApproval); production is unchanged."""
+
+    def run(session: Session) -> None:
+        target = registry.find_version(_records(session), version)
+        if target.status != registry.ApprovalStatus.PENDING:
+            _fail(f"v{version} is {target.status}, not waiting for approval.")
+        registry.set_status(
+            client("sagemaker"),
+            target,
+            registry.ApprovalStatus.REJECTED,
+            f"Rejected by the operator: {reason}",
+            keep_reason=True,
+        )
+        typer.echo(f"v{version} rejected; production is unchanged.")
+        print_models(session)
+
+    _guard(lambda: _with_session(run))
+
+
+batches_app = typer.Typer(
+    help="The labelled batches: their verdicts, and which ones train.", invoke_without_command=True
+)
+app.add_typer(batches_app, name="batches")
+
+
+def print_batches(session: Session) -> None:
+    records = batches.load_all(client("s3"), session.deployment.data_bucket)
+    if not records:
+        typer.echo("No batch has arrived yet.")
+        return
+    typer.echo(f"{'batch':<36} {'rows':>6}  {'verdict':<13} {'level':>7}  {'trains':<6} why")
+    for record in records:
+        trains = "yes" if record.trainable else "no"
+        why = record.excluded_reason if record.excluded else record.verdict_reason
+        typer.echo(
+            f"{record.key.rsplit('/', 1)[-1]:<36} {record.accepted_rows:>6}  "
+            f"{record.verdict:<13} {math.expm1(record.market_level):>+7.1%}  {trains:<6} {why}"
+        )
+
+
+@batches_app.callback()
+def batches_list(context: typer.Context) -> None:
+    """Every batch that arrived: accepted rows, verdict, price level, whether it trains."""
+    if context.invoked_subcommand is None:
+        _guard(lambda: _with_session(print_batches))
+
+
+@batches_app.command("exclude")
+def batches_exclude(
+    key: Annotated[str, typer.Argument(help="The batch: its S3 key, file name or stamp.")],
+    reason: Annotated[str, typer.Option(help="Why it must not train (recorded in lineage).")],
+) -> None:
+    """Keep a batch out of every future training set (recorded on the batch and in lineage)."""
+
+    def run(session: Session) -> None:
+        s3, bucket = client("s3"), session.deployment.data_bucket
+        record = batches.find(batches.load_all(s3, bucket), key)
+        if record.excluded:
+            _fail(f"{record.key} is excluded already: {record.excluded_reason}")
+        batches.exclude(s3, bucket, record, reason, who="operator (facet batches exclude)")
+        typer.echo(f"{record.key} is excluded from every future training set: {reason}")
+        print_batches(session)
+
+    _guard(lambda: _with_session(run))
+
+
+holdout_app = typer.Typer(help="The frozen holdout every model is judged on.", no_args_is_help=True)
+app.add_typer(holdout_app, name="holdout")
+
+
+@holdout_app.command("refresh")
+def holdout_refresh(
+    min_rows: Annotated[
+        int, typer.Option(help="Refuse with fewer recent rows than this.")
+    ] = holdouts.MIN_ROWS,
+) -> None:
+    """Freeze a new frozen holdout from the recent data at today's price level (deliberately;
+    the old version is archived and recorded in lineage)."""
+
+    def run(session: Session) -> None:
+        manifest = holdouts.refresh(client("s3"), session.deployment.data_bucket, min_rows=min_rows)
+        typer.echo(
+            f"Frozen holdout v{manifest.version}: {manifest.rows} stones at price level "
+            f"{math.expm1(manifest.market_level):+.1%} from {manifest.source}. Models judged on "
+            "earlier versions are compared with new ones only after both are scored on it."
+        )
 
     _guard(lambda: _with_session(run))
 

@@ -27,7 +27,7 @@ BATCH_INTERVAL: Final = dt.timedelta(days=7)
 
 class Change(StrEnum):
     NONE = "none"
-    PRICES = "prices"  # the market moved: every price +15 %
+    PRICES = "prices"  # the market moved: every price +15 %, in this batch and every later one
     SIZES = "sizes"  # larger stones arrive: the batch is drawn from the heaviest stones
     SHUFFLE = "shuffle"  # corruption: prices shuffled between stones
 
@@ -56,12 +56,24 @@ def future_rows() -> pd.DataFrame:
     return future.sort_values(ROW_HASH_COLUMN).reset_index(drop=True)
 
 
+MARKET_MOVE: Final = 1.15
+
+
 def make_batches(
-    count: int, rows: int = 5000, changes: list[Change] | None = None, start: int = 0
+    count: int,
+    rows: int = 5000,
+    changes: list[Change] | None = None,
+    start: int = 0,
+    price_level: float = 1.0,
 ) -> list[Batch]:
-    """`count` batches of `rows` stones; `changes[i]` alters batch i (default: none)."""
+    """`count` batches of `rows` stones; `changes[i]` alters batch i (default: none).
+
+    Prices are the classic data's times `price_level`; a PRICES change moves the market by
+    +15 % from that batch on (a market does not move back by itself).
+    """
     pool = future_rows()
     batches = []
+    level = price_level
     for index in range(start, start + count):
         change = (
             (changes or [])[index - start]
@@ -76,8 +88,10 @@ def make_batches(
             offset = (index * rows) % max(len(pool) - rows, 1)
             frame = pool.iloc[offset : offset + rows].copy()
         if change is Change.PRICES:
-            frame["price"] = np.round(frame["price"] * 1.15)
-        elif change is Change.SHUFFLE:
+            level *= MARKET_MOVE
+        if level != 1.0:
+            frame["price"] = np.round(frame["price"] * level)
+        if change is Change.SHUFFLE:
             frame["price"] = rng.permutation(frame["price"].to_numpy())
         frame = frame.loc[:, list(LABELLED_COLUMNS)]
         for dimension in (X, Y, Z):

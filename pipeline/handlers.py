@@ -6,8 +6,6 @@ Clients are created per call; boto3 finds the endpoint (AWS, moto or LocalStack)
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import logging
 import tempfile
@@ -19,33 +17,34 @@ import pandas as pd
 
 from contracts.names import (
     DATASETS_PREFIX,
-    HOLDOUT_KEY,
-    HOLDOUT_MANIFEST_KEY,
     METRIC_NAMESPACE,
     PRODUCTION_VERSION_METRIC,
     REFERENCE_DATASET_KEY,
-    TRAINING_ENTRY_SCRIPT,
     PackageMetadata,
     Zone,
 )
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
-from contracts.settings import GatePolicy, Settings
-from pipeline import lake
+from contracts.settings import Settings
+from pipeline import batches, datasets, lake
+from pipeline import production as prod
 from pipeline import report as run_report
 from pipeline.drift import drift_report, summarize
-from pipeline.gate import decide
+from pipeline.evaluation import evaluate
+from pipeline.intake import Clients, judge_against_production, take_in
+from pipeline.state import (
+    Dataset,
+    Deployment,
+    DriftCheck,
+    Evaluation,
+    Registration,
+    RunInfo,
+    Validation,
+)
 from training import registry
-from training import validate as batch_validation
 from training.artifact_store import fetch_model
-from training.data import content_hash
-from training.evaluate import decile_metrics, regression_metrics
-from training.predict import PriceModel
-from training.split import ROW_HASH_COLUMN, HoldoutManifest, exclude_holdout, with_row_hashes
-from training.validate import ROW_COLUMN
 
 log = logging.getLogger("facet.pipeline")
 log.setLevel(logging.INFO)
-_CACHE = Path(tempfile.gettempdir()) / "facet-models"
 RECENT_INFERENCE_FILES = 200
 MIN_STONES_FOR_DRIFT = 100
 
@@ -54,276 +53,189 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _lake_frame(s3: Any, settings: Settings, key: str) -> pd.DataFrame:
-    frame = lake.read_csv(s3, settings.data_bucket, key)
-    return frame.drop(columns=[c for c in (ROW_COLUMN, ROW_HASH_COLUMN) if c in frame])
-
-
-def _production_model(
-    sagemaker: Any, s3: Any, settings: Settings
-) -> tuple[registry.PackageRecord, PriceModel] | None:
-    record = registry.production(registry.list_packages(sagemaker, settings.model_package_group))
-    if record is None:
-        return None
-    model, _ = fetch_model(s3, record.model_data_url, _CACHE, record.artifact_sha256)
-    return record, model
+def _run(event: dict[str, Any]) -> RunInfo:
+    return RunInfo.model_validate(event.get("run") or {})
 
 
 def validate_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Validate one raw batch: accepted rows to validated/, quarantined rows to quarantine/."""
-    settings, s3 = _settings(), boto3.client("s3")
-    bucket, key = event["bucket"], event["key"]
-    body = lake.read_bytes(s3, bucket, key)
-    digest = hashlib.sha256(body).hexdigest()
-    ledger_key = lake.ledger_key(digest)
-    execution = event.get("run", {}).get("execution", "")
-    claimed = lake.claim(
-        s3,
-        settings.data_bucket,
-        ledger_key,
-        {"key": key, "execution": execution, "claimed_at": registry.now_iso()},
+    """Validate one raw batch, judge its labels against production, and record it."""
+    clients = Clients(boto3.client("s3"), boto3.client("sagemaker"), boto3.client("cloudwatch"))
+    validation = take_in(
+        clients,
+        _settings(),
+        bucket=event["bucket"],
+        key=event["key"],
+        execution=_run(event).execution,
     )
-    if not claimed:
-        first = lake.read_json(s3, settings.data_bucket, ledger_key)
-        log.info("batch %s already processed as %s", key, first)
-        return {"already_processed": True, "key": key, "processed_as": first}
-    result = batch_validation.validate_batch(body)
-    report = result.report
-    stamp = lake.batch_stamp(key)
-    validated_key = lake.phase_key(Zone.VALIDATED, stamp)
-    quarantine_key = lake.phase_key(Zone.QUARANTINE, stamp) if report.quarantined_rows else None
-    accepted = result.accepted.drop(columns=[ROW_COLUMN])
-    if report.accepted_rows:
-        lake.write_csv(s3, settings.data_bucket, validated_key, accepted)
-    if quarantine_key:
-        lake.write_csv(s3, settings.data_bucket, quarantine_key, result.quarantined)
-    output: dict[str, Any] = {
-        "already_processed": False,
-        "key": key,
-        "content_sha256": digest,
-        "ledger_key": ledger_key,
-        "input_rows": report.input_rows,
-        "accepted_rows": report.accepted_rows,
-        "quarantined_rows": report.quarantined_rows,
-        "reasons": dict(report.reasons),
-        "duplicate_rows": report.duplicate_rows,
-        "validated_key": validated_key if report.accepted_rows else None,
-        "quarantine_key": quarantine_key,
-        "drift": [],
-        "drift_summary": "",
-        "production_error": None,
-    }
-    if report.accepted_rows:
-        reference = _lake_frame(s3, settings, REFERENCE_DATASET_KEY)
-        drifts = drift_report(reference, accepted)
-        output["drift"] = [d.to_dict() for d in drifts]
-        output["drift_summary"] = summarize(drifts)
-        current = _production_model(boto3.client("sagemaker"), s3, settings)
-        if current is not None:
-            record, model = current
-            batch = regression_metrics(accepted["price"].to_numpy(), model.predict(accepted))
-            output["production_error"] = {
-                "version": record.version,
-                "batch_mape": batch.mape,
-                "batch_rmse": batch.rmse,
-                "holdout_mape": record.metric(PackageMetadata.HOLDOUT_MAPE),
-            }
-    return output
+    return validation.dump()
+
+
+def _unseen_batches(
+    s3: Any, settings: Settings, current: prod.Production
+) -> list[tuple[str, pd.DataFrame]]:
+    """The accepted batches production's training set did not include: (key, rows) each."""
+    dataset_hash = current.record.metadata.get(PackageMetadata.DATASET_HASH, "")
+    try:
+        manifest = lake.read_json(
+            s3, settings.data_bucket, f"{DATASETS_PREFIX}{dataset_hash}/manifest.json"
+        )
+        seen = {b["key"] for b in manifest.get("batches", [])}
+    except lake.LakeError:
+        seen = set()
+    return [
+        (record.key, prod.lake_frame(s3, settings.data_bucket, record.validated_key))
+        for record in batches.load_all(s3, settings.data_bucket)
+        if record.trainable and record.key not in seen and record.validated_key
+    ]
 
 
 def check_drift(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Scheduled check: did the stones priced recently (inference/ zone) drift from training?"""
+    """Scheduled check: input drift of recently priced stones (inference/), and the verdict on
+    labelled batches production has not been trained on; retrain on either."""
     settings, s3 = _settings(), boto3.client("s3")
     force = bool(event.get("force"))
+    reasons: list[str] = []
+    retrain = force
+    drifts_found: list[dict[str, Any]] = []
     keys = [
         k
         for k in lake.list_keys(s3, settings.data_bucket, Zone.INFERENCE.prefix())
         if k.endswith(".csv")
     ]
-    recent = keys[-RECENT_INFERENCE_FILES:]
-    frames = [lake.read_csv(s3, settings.data_bucket, key) for key in recent]
+    frames = [
+        lake.read_csv(s3, settings.data_bucket, key) for key in keys[-RECENT_INFERENCE_FILES:]
+    ]
     current = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(current) < MIN_STONES_FOR_DRIFT:
-        reason = f"only {len(current)} stones priced recently (need {MIN_STONES_FOR_DRIFT})"
-        return {
-            "retrain": force,
-            "reason": reason + ("; retraining as asked" if force else ""),
-            "drift": [],
-        }
-    reference = _lake_frame(s3, settings, REFERENCE_DATASET_KEY)
-    features = current.loc[:, [name for name in FEATURE_NAMES]]
-    drifts = drift_report(reference.drop(columns=["price"]), features)
-    shifted = [d for d in drifts if d.level == "shifted"]
-    reason = f"{len(current)} stones priced recently: {summarize(drifts)}"
-    return {
-        "retrain": bool(shifted) or force,
-        "reason": reason + ("; retraining as asked" if force and not shifted else ""),
-        "drift": [d.to_dict() for d in drifts],
-    }
-
-
-def _job_name(execution: str, dataset_hash: str) -> str:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    suffix = hashlib.sha256(execution.encode()).hexdigest()[:6]
-    return f"facet-{stamp}-{dataset_hash[:8]}-{suffix}"
+        reasons.append(f"only {len(current)} stones priced recently (need {MIN_STONES_FOR_DRIFT})")
+    else:
+        reference = prod.lake_frame(s3, settings.data_bucket, REFERENCE_DATASET_KEY)
+        features = current.loc[:, list(FEATURE_NAMES)]
+        drifts = drift_report(reference.drop(columns=["price"]), features)
+        drifts_found = [d.to_dict() for d in drifts]
+        retrain |= any(d.level == "shifted" for d in drifts)
+        reasons.append(f"{len(current)} stones priced recently: {summarize(drifts)}")
+    verdict = None
+    sagemaker = boto3.client("sagemaker")
+    production_now = prod.production(sagemaker, s3, settings.model_package_group)
+    if production_now is not None:
+        clients = Clients(s3, sagemaker, boto3.client("cloudwatch"))
+        # Each batch on its own: batches at different price levels together would look like
+        # one batch of inconsistent labels.
+        for key, rows in _unseen_batches(s3, settings, production_now):
+            judged, _ = judge_against_production(clients, settings, rows)
+            reasons.append(f"{key}, which production was not trained on: {judged.reason}")
+            if verdict is None or judged.kind == "market_shift":
+                verdict = judged
+            retrain |= judged.kind == "market_shift"
+    if force:
+        reasons.append("retraining as asked")
+    return DriftCheck(
+        retrain=retrain, reason="; ".join(reasons), drift=drifts_found, verdict=verdict
+    ).dump()
 
 
 def _retrain_reason(event: dict[str, Any]) -> str:
-    validation = event.get("validation") or {}
-    if validation:
-        parts = [f"new batch {validation['key']} with {validation['accepted_rows']} valid rows"]
-        if validation.get("drift_summary"):
-            parts.append(f"drift: {validation['drift_summary']}")
-        error = validation.get("production_error")
-        if error and error.get("holdout_mape") is not None:
-            parts.append(
-                f"production v{error['version']} MAPE on the batch {error['batch_mape']:.1%} "
-                f"vs {error['holdout_mape']:.1%} on the holdout"
-            )
+    if event.get("validation"):
+        validation = Validation.model_validate(event["validation"])
+        parts = [f"new batch {validation.key} with {validation.accepted_rows} valid rows"]
+        if validation.verdict is not None:
+            parts.append(validation.verdict.reason)
+        if validation.drift_summary:
+            parts.append(f"drift: {validation.drift_summary}")
         return "; ".join(parts)
-    drift_check = event.get("drift_check") or {}
-    return f"scheduled drift check: {drift_check.get('reason', 'forced')}"
+    drift_check = DriftCheck.model_validate(
+        event.get("drift_check") or {"retrain": True, "reason": "forced"}
+    )
+    return f"scheduled drift check: {drift_check.reason}"
 
 
 def build_dataset(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The reference data plus every validated batch, minus the holdout, content-hashed."""
-    settings, s3 = _settings(), boto3.client("s3")
-    manifest = HoldoutManifest.from_json(
-        lake.read_bytes(s3, settings.data_bucket, HOLDOUT_MANIFEST_KEY).decode()
+    """The reference data plus every accepted batch at today's price level, content-hashed."""
+    dataset = datasets.build(
+        boto3.client("s3"),
+        _settings(),
+        execution=_run(event).execution,
+        retrain_reason=_retrain_reason(event),
     )
-    sources = [
-        REFERENCE_DATASET_KEY,
-        *lake.list_keys(s3, settings.data_bucket, Zone.VALIDATED.prefix()),
-    ]
-    frames = [_lake_frame(s3, settings, key) for key in sources]
-    combined = with_row_hashes(pd.concat(frames, ignore_index=True))
-    training, removed = exclude_holdout(combined, manifest)
-    dataset_hash = content_hash(training[ROW_HASH_COLUMN])
-    prefix = f"{DATASETS_PREFIX}{dataset_hash}/"
-    lake.write_csv(
-        s3, settings.data_bucket, f"{prefix}train.csv", training.drop(columns=[ROW_HASH_COLUMN])
-    )
-    document = {
-        "dataset_hash": dataset_hash,
-        "rows": len(training),
-        "sources": sources,
-        "holdout_rows_removed": removed,
-        "holdout_hash": manifest.holdout_hash,
-        "schema_version": SCHEMA_VERSION,
-        "created_at": registry.now_iso(),
-    }
-    lake.write_json(s3, settings.data_bucket, f"{prefix}manifest.json", document)
-    hyperparameters = {"models": settings.training_models}
-    hyperparameters.update(
-        {k: str(v) for k, v in json.loads(settings.training_hyperparameters).items()}
-    )
-    if settings.training_source_s3_uri:
-        hyperparameters["sagemaker_program"] = TRAINING_ENTRY_SCRIPT
-        hyperparameters["sagemaker_submit_directory"] = settings.training_source_s3_uri
-    holdout_prefix = HOLDOUT_KEY.rsplit("/", 1)[0] + "/"
-    return {
-        **document,
-        "train_s3_uri": f"s3://{settings.data_bucket}/{prefix}",
-        "holdout_s3_uri": f"s3://{settings.data_bucket}/{holdout_prefix}",
-        "training_job_name": _job_name(event.get("run", {}).get("execution", ""), dataset_hash),
-        "hyperparameters": hyperparameters,
-        "stopping_condition": {"MaxRuntimeInSeconds": settings.training_max_seconds},
-        "poll_seconds": settings.training_poll_seconds,
-        "retrain_reason": _retrain_reason(event),
-    }
+    return dataset.dump()
 
 
 def evaluate_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Score the candidate and production on the frozen holdout; apply the gate."""
-    settings, s3, sagemaker = _settings(), boto3.client("s3"), boto3.client("sagemaker")
-    job_name = event["dataset"]["training_job_name"]
-    job = sagemaker.describe_training_job(TrainingJobName=job_name)
-    model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
-    candidate, digest = fetch_model(s3, model_data_url, _CACHE)
-    holdout = _lake_frame(s3, settings, HOLDOUT_KEY)
-    actual = holdout["price"].to_numpy()
-    predicted = candidate.predict(holdout)
-    metrics = regression_metrics(actual, predicted).to_dict()
-    deciles = decile_metrics(actual, predicted)
-    execution = event.get("run", {}).get("execution", job_name)
-    metrics_key = f"{Zone.REPORTS.prefix()}{execution}/candidate_metrics.json"
-    lake.write_json(
-        s3, settings.data_bucket, metrics_key, {"holdout": metrics, "holdout_deciles": deciles}
+    """Score the candidate and production on the same rows; apply the gate."""
+    settings, s3 = _settings(), boto3.client("s3")
+    verdict = None
+    if event.get("validation"):
+        verdict = Validation.model_validate(event["validation"]).verdict
+    elif event.get("drift_check"):
+        verdict = DriftCheck.model_validate(event["drift_check"]).verdict
+    evaluation, document = evaluate(
+        s3,
+        boto3.client("sagemaker"),
+        settings,
+        dataset=Dataset.model_validate(event["dataset"]),
+        verdict=verdict,
+        batch_key=event.get("key", "labelled batches production was not trained on"),
     )
-    current = _production_model(sagemaker, s3, settings)
-    production: dict[str, Any] | None = None
-    if current is not None:
-        record, model = current
-        production = {
-            "arn": record.arn,
-            "version": record.version,
-            "metrics": regression_metrics(actual, model.predict(holdout)).to_dict(),
-        }
-    decision = decide(
-        metrics,
-        production["metrics"] if production else None,
-        GatePolicy(),
-        production_version=production["version"] if production else None,
-    )
-    return {
-        "approve": decision.approve,
-        "reason": decision.reason,
-        "candidate": {
-            "family": candidate.family,
-            "metrics": metrics,
-            "deciles": deciles,
-            "model_data_url": model_data_url,
-            "artifact_sha256": digest,
-            "training_job": job_name,
-            "dataset_hash": candidate.metadata.get("dataset_hash", ""),
-            "holdout_hash": candidate.metadata.get("holdout_hash", ""),
-            "code_version": candidate.metadata.get("code_version", ""),
-        },
-        "production": production,
-        "metrics_s3_uri": f"s3://{settings.data_bucket}/{metrics_key}",
-    }
+    metrics_key = f"{Zone.REPORTS.prefix()}{_run(event).execution}/candidate_metrics.json"
+    lake.write_json(s3, settings.data_bucket, metrics_key, document)
+    evaluation.metrics_s3_uri = f"s3://{settings.data_bucket}/{metrics_key}"
+    return evaluation.dump()
 
 
 def register_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Register every model; rejected ones are marked Rejected with the gate's reason."""
+    """Register every model: Rejected with the gate's reason, PendingManualApproval with the
+    evidence when a person must decide, or pending for the deploy step to approve."""
     settings, sagemaker = _settings(), boto3.client("sagemaker")
-    evaluation = event["evaluation"]
-    candidate = evaluation["candidate"]
-    metrics = candidate["metrics"]
-    retrain_reason = (event.get("dataset") or {}).get("retrain_reason", "")
+    evaluation = Evaluation.model_validate(event["evaluation"])
+    dataset = Dataset.model_validate(event["dataset"]) if event.get("dataset") else None
+    candidate = evaluation.candidate
+    metrics = candidate.metrics
+    retrain_reason = dataset.retrain_reason if dataset else ""
+    recent_mape = (
+        f"{evaluation.recent.candidate['mape']:.6f}" if evaluation.recent is not None else ""
+    )
     metadata = {
-        PackageMetadata.ARTIFACT_SHA256: candidate["artifact_sha256"],
-        PackageMetadata.DATASET_HASH: candidate["dataset_hash"],
-        PackageMetadata.HOLDOUT_HASH: candidate["holdout_hash"],
-        PackageMetadata.CODE_VERSION: candidate["code_version"],
+        PackageMetadata.ARTIFACT_SHA256: candidate.artifact_sha256,
+        PackageMetadata.DATASET_HASH: candidate.dataset_hash,
+        PackageMetadata.HOLDOUT_HASH: candidate.holdout_hash,
+        PackageMetadata.HOLDOUT_VERSION: str(dataset.holdout_version if dataset else 1),
+        PackageMetadata.CODE_VERSION: candidate.code_version,
         PackageMetadata.SCHEMA_VERSION: SCHEMA_VERSION,
-        PackageMetadata.MODEL_FAMILY: candidate["family"],
+        PackageMetadata.MODEL_FAMILY: candidate.family,
         PackageMetadata.HOLDOUT_MAPE: f"{metrics['mape']:.6f}",
         PackageMetadata.HOLDOUT_RMSE: f"{metrics['rmse']:.3f}",
         PackageMetadata.HOLDOUT_R2: f"{metrics['r2']:.6f}",
-        PackageMetadata.DECISION: "approve" if evaluation["approve"] else "reject",
-        PackageMetadata.REASON: evaluation["reason"][:256],
+        PackageMetadata.RECENT_MAPE: recent_mape,
+        PackageMetadata.GATE_HOLDOUT: evaluation.gate_holdout,
+        PackageMetadata.MARKET_LEVEL: repr(candidate.market_level),
+        PackageMetadata.DECISION: evaluation.decision,
+        PackageMetadata.REASON: evaluation.reason[:256],
         PackageMetadata.RETRAIN_REASON: retrain_reason[:256],
-        PackageMetadata.EXECUTION: event.get("run", {}).get("execution", "")[:256],
-        PackageMetadata.TRAINING_JOB: candidate["training_job"],
+        PackageMetadata.EXECUTION: _run(event).execution[:256],
+        PackageMetadata.TRAINING_JOB: candidate.training_job,
     }
     registry.ensure_group(sagemaker, settings.model_package_group)
     record = registry.register(
         sagemaker,
         settings.model_package_group,
-        model_data_url=candidate["model_data_url"],
+        model_data_url=candidate.model_data_url,
         image=settings.serving_image,
         metadata={str(k): v for k, v in metadata.items()},
         description=(
-            f"{candidate['family']} on dataset {candidate['dataset_hash'][:12]}: {retrain_reason}"
+            f"{candidate.family} on dataset {candidate.dataset_hash[:12]}: {retrain_reason}"
         ),
-        metrics_s3_uri=evaluation.get("metrics_s3_uri"),
+        metrics_s3_uri=evaluation.metrics_s3_uri,
     )
-    if not evaluation["approve"]:
+    if evaluation.decision == "reject":
         record = registry.set_status(
-            sagemaker, record, registry.ApprovalStatus.REJECTED, evaluation["reason"]
+            sagemaker, record, registry.ApprovalStatus.REJECTED, evaluation.reason
         )
-    return {"arn": record.arn, "version": record.version, "status": record.status}
+    elif evaluation.decision == "pending":
+        record = registry.set_status(
+            sagemaker, record, registry.ApprovalStatus.PENDING, evaluation.reason
+        )
+    return Registration(arn=record.arn, version=record.version, status=record.status).dump()
 
 
 def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -338,37 +250,32 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         current = registry.production(registry.list_packages(sagemaker, group))
         if current is not None:
             _point_to(ssm, settings, current)
-        return {"deployed": current is not None, "version": current.version if current else None}
-    evaluation, registration = event["evaluation"], event["registration"]
+        return Deployment(
+            deployed=current is not None, version=current.version if current else None
+        ).dump()
+    evaluation = Evaluation.model_validate(event["evaluation"])
+    registration = Registration.model_validate(event["registration"])
     records = registry.list_packages(sagemaker, group)
-    record = registry.find_version(records, registration["version"])
+    record = registry.find_version(records, registration.version)
     current = registry.production(records)
-    evaluated_against = (evaluation.get("production") or {}).get("arn")
+    evaluated_against = evaluation.production.arn if evaluation.production else None
     if current is not None and current.arn != evaluated_against:
-        recorded = {
-            "mape": current.metric(PackageMetadata.HOLDOUT_MAPE),
-            "rmse": current.metric(PackageMetadata.HOLDOUT_RMSE),
-            "r2": current.metric(PackageMetadata.HOLDOUT_R2),
-        }
-        decision = decide(
-            evaluation["candidate"]["metrics"],
-            recorded,
-            GatePolicy(),
-            production_version=current.version,
+        reason = (
+            f"Production changed to v{current.version} during this run, after the candidate was "
+            "compared with the previous one; run the pipeline again to compare it with "
+            f"v{current.version} on the same data."
         )
-        if not decision.approve:
-            reason = f"Production changed to v{current.version} during this run. {decision.reason}"
-            registry.set_status(sagemaker, record, registry.ApprovalStatus.REJECTED, reason)
-            return {"deployed": False, "version": record.version, "reason": reason}
+        registry.set_status(sagemaker, record, registry.ApprovalStatus.REJECTED, reason)
+        return Deployment(deployed=False, version=record.version, reason=reason).dump()
     approved = registry.set_status(
-        sagemaker, record, registry.ApprovalStatus.APPROVED, evaluation["reason"]
+        sagemaker, record, registry.ApprovalStatus.APPROVED, evaluation.reason
     )
     _point_to(ssm, settings, approved)
-    return {
-        "deployed": True,
-        "version": approved.version,
-        "reason": f"version {approved.version} is now production. {evaluation['reason']}",
-    }
+    return Deployment(
+        deployed=True,
+        version=approved.version,
+        reason=f"version {approved.version} is now production. {evaluation.reason}",
+    ).dump()
 
 
 def _point_to(ssm: Any, settings: Settings, record: registry.PackageRecord) -> None:
@@ -398,8 +305,8 @@ def write_report(event: dict[str, Any], context: Any) -> dict[str, Any]:
     model = holdout = None
     evaluation = event.get("evaluation")
     if evaluation:
-        model, _ = fetch_model(s3, evaluation["candidate"]["model_data_url"], _CACHE)
-        holdout = _lake_frame(s3, settings, HOLDOUT_KEY)
+        model, _ = fetch_model(s3, evaluation["candidate"]["model_data_url"], prod.MODEL_CACHE)
+        holdout, _ = prod.holdout(s3, settings.data_bucket)
     with tempfile.TemporaryDirectory() as tmp:
         files = run_report.write_report(event, Path(tmp), model=model, holdout=holdout)
         prefix = f"{Zone.REPORTS.prefix()}{execution}/"

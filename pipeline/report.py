@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.state import BatchVerdict, RunState, Validation
 from training.evaluate import decile_metrics
 from training.explain import group_contributions
 from training.predict import PriceModel
@@ -82,25 +83,112 @@ def _drift_plot(drift: list[dict[str, Any]], directory: Path) -> str:
     return "drift.png"
 
 
-def outcome_line(state: dict[str, Any]) -> str:
-    if "failure" in state or "error" in state:
-        failure = state.get("failure") or {}
-        return f"FAILED: {failure.get('cause') or state.get('error', {}).get('Cause', 'unknown')}"
-    validation = state.get("validation") or {}
-    if validation.get("already_processed"):
+def _verdict_plot(verdict: BatchVerdict, directory: Path) -> str | None:
+    if not verdict.histogram:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = np.asarray(verdict.histogram["edges"]) * 100
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = np.diff(edges)
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.bar(centres, verdict.histogram["holdout"], width=width, alpha=0.5, label="on its holdout")
+    ax.bar(centres, verdict.histogram["batch"], width=width, alpha=0.5, label="on this batch")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("actual price vs production's price (%)")
+    ax.set_ylabel("share of stones")
+    name = f"v{verdict.production_version}" if verdict.production_version else ""
+    ax.set_title(f"Production {name}'s errors: this batch vs its holdout ({verdict.kind})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / "verdict.png", dpi=90)
+    plt.close(fig)
+    return "verdict.png"
+
+
+def _outcome(run: RunState) -> str | None:
+    """The outcome of a run that stopped before a model was evaluated, if it did."""
+    if run.failure is not None or run.error is not None:
+        cause = run.failure.cause if run.failure else (run.error or {}).get("Cause", "unknown")
+        return f"FAILED: {cause}"
+    validation = run.validation
+    if validation is not None and validation.already_processed:
         return "Skipped: this batch was processed already."
-    if validation and validation.get("accepted_rows") == 0:
+    if validation is not None and validation.accepted_rows == 0:
         return "Nothing to train on: every row of the batch was quarantined."
-    drift_check = state.get("drift_check") or {}
-    if drift_check and not drift_check.get("retrain"):
-        return f"No retraining: {drift_check.get('reason', '')}"
-    deployment = state.get("deployment") or {}
-    if deployment:
-        return ("Deployed: " if deployment.get("deployed") else "Not deployed: ") + deployment.get(
-            "reason", ""
+    if validation is not None and validation.verdict is not None and validation.rejected_labels:
+        return (
+            f"Batch quarantined before training: {validation.verdict.reason} "
+            "No training job was started; production is unchanged."
         )
-    evaluation = state.get("evaluation") or {}
-    return evaluation.get("reason", "Run finished.")
+    if run.drift_check is not None and not run.drift_check.retrain:
+        return f"No retraining: {run.drift_check.reason}"
+    return None
+
+
+def outcome_line(state: dict[str, Any]) -> str:
+    run = RunState.model_validate(state)
+    stopped = _outcome(run)
+    if stopped is not None:
+        return stopped
+    if run.deployment is not None:
+        verb = "Deployed: " if run.deployment.deployed else "Not deployed: "
+        return verb + run.deployment.reason
+    return run.evaluation.reason if run.evaluation is not None else "Run finished."
+
+
+def _metrics_row(name: str, m: dict[str, float]) -> str:
+    return f"| {name} | {m['mape']:.2%} | {m['rmse']:.0f} | {m['mae']:.0f} | {m['r2']:.4f} |"
+
+
+def _validation_lines(validation: Validation, directory: Path, files: list[str]) -> list[str]:
+    lines = [
+        "## Batch",
+        "",
+        f"`{validation.key}`: {validation.input_rows} rows, {validation.accepted_rows} passed "
+        f"the row checks, {validation.quarantined_rows} quarantined one by one, "
+        f"{validation.duplicate_rows} duplicates of earlier rows.",
+        "",
+    ]
+    if validation.reasons:
+        lines += ["| reason | rows |", "|---|---|"]
+        lines += [f"| {code} | {count} |" for code, count in validation.reasons.items()]
+        lines.append("")
+    if validation.quarantine_key:
+        lines += [f"Quarantined rows with reasons: `{validation.quarantine_key}`", ""]
+    verdict = validation.verdict
+    if verdict is not None:
+        lines += ["## Verdict on the labels", "", f"**{verdict.kind}**: {verdict.reason}", ""]
+        if verdict.batch is not None and verdict.holdout is not None:
+            b, h = verdict.batch, verdict.holdout
+            lines += [
+                f"Production v{verdict.production_version}'s errors (log-residuals):",
+                "",
+                "| | stones | median | spread (robust σ) | beyond holdout p99 | MAPE |",
+                "|---|---|---|---|---|---|",
+                f"| this batch | {b.rows} | {np.expm1(b.median):+.2%} | {b.spread:.4f} | "
+                f"{b.outlier_share:.2%} | {b.mape:.2%} |",
+                f"| its holdout | {h.rows} | {np.expm1(h.median):+.2%} | {h.spread:.4f} | "
+                f"{h.outlier_share:.2%} | {h.mape:.2%} |",
+                "",
+                f"Price level against production: {verdict.shift:+.2%}; spread ratio "
+                f"{verdict.spread_ratio:.2f}. Judged in {verdict.seconds:.2f} s.",
+                "",
+            ]
+        if verdict.decile_shifts:
+            lines += [
+                "Shift per decile of production's price (1 = cheapest): "
+                + ", ".join(f"{i + 1}: {d:+.1%}" for i, d in enumerate(verdict.decile_shifts)),
+                "",
+            ]
+        plot = _verdict_plot(verdict, directory)
+        if plot:
+            files.append(plot)
+            lines += [f"![verdict]({plot})", ""]
+    return lines
 
 
 def write_report(
@@ -112,38 +200,25 @@ def write_report(
 ) -> list[str]:
     """Write report.md, run.json and the plots into `directory`; return the file names."""
     directory.mkdir(parents=True, exist_ok=True)
-    run = state.get("run", {})
-    lines = [f"# Facet pipeline run `{run.get('execution', '?')}`", ""]
+    run = RunState.model_validate(state)
+    lines = [f"# Facet pipeline run `{run.run.execution}`", ""]
     lines += [f"**{outcome_line(state)}**", ""]
     files = ["report.md", "run.json"]
 
-    validation = state.get("validation") or {}
-    if validation and not validation.get("already_processed"):
+    validation = run.validation
+    if validation is not None and validation.already_processed:
+        first = validation.processed_as or {}
         lines += [
-            "## Batch",
-            "",
-            f"`{validation.get('key')}`: {validation.get('input_rows')} rows, "
-            f"{validation.get('accepted_rows')} accepted, {validation.get('quarantined_rows')} "
-            f"quarantined, {validation.get('duplicate_rows', 0)} duplicates of earlier rows.",
+            f"`{validation.key}` has the same content as a batch already processed "
+            f"(first as `{first.get('key', '?')}` in run `{first.get('execution', '?')}`): "
+            "nothing was done.",
             "",
         ]
-        if validation.get("reasons"):
-            lines += ["| reason | rows |", "|---|---|"]
-            lines += [f"| {code} | {count} |" for code, count in validation["reasons"].items()]
-            lines += [
-                "",
-                f"Quarantined rows with reasons: `{validation.get('quarantine_key')}`",
-                "",
-            ]
-        production_error = validation.get("production_error")
-        if production_error:
-            lines += [
-                f"Production v{production_error['version']} on this batch: MAPE "
-                f"{production_error['batch_mape']:.2%} (its holdout MAPE: "
-                f"{production_error['holdout_mape']:.2%}).",
-                "",
-            ]
-    drift = validation.get("drift") or (state.get("drift_check") or {}).get("drift")
+    elif validation is not None:
+        lines += _validation_lines(validation, directory, files)
+    drift = (validation.drift if validation else []) or (
+        run.drift_check.drift if run.drift_check else []
+    )
     if drift:
         lines += ["## Drift against the training data", "", "| feature | PSI | KS | level |"]
         lines += ["|---|---|---|---|"]
@@ -152,63 +227,75 @@ def write_report(
             lines.append(f"| {d['feature']} | {d['psi']:.3f} | {ks} | {d['level']} |")
         files.append(_drift_plot(drift, directory))
         lines += ["", "![drift](drift.png)", ""]
+    if run.drift_check is not None and run.drift_check.verdict is not None:
+        lines += [f"Labelled data production has not seen: {run.drift_check.verdict.reason}", ""]
 
-    dataset = state.get("dataset") or {}
-    if dataset:
+    dataset = run.dataset
+    if dataset is not None:
         lines += [
             "## Dataset version",
             "",
-            f"`{dataset.get('dataset_hash', '')[:16]}`: {dataset.get('rows')} training rows from "
-            f"{len(dataset.get('sources', []))} sources; {dataset.get('holdout_rows_removed', 0)} "
-            "rows that repeat holdout stones were kept out.",
-            f"Why retrain: {dataset.get('retrain_reason', '')}",
+            f"`{dataset.dataset_hash[:16]}`: {dataset.rows} training rows, prices at level "
+            f"{np.expm1(dataset.market_level):+.1%} against the classic data; "
+            f"{dataset.holdout_rows_removed} rows that repeat holdout stones and "
+            f"{dataset.recent_rows_removed} recent-holdout rows were kept out.",
+            f"Why retrain: {dataset.retrain_reason}",
             "",
         ]
-    evaluation = state.get("evaluation") or {}
-    if evaluation:
-        candidate = evaluation["candidate"]
-        metrics = candidate["metrics"]
+        if dataset.batches:
+            lines += ["| batch | verdict | price level | rows used |", "|---|---|---|---|"]
+            lines += [
+                f"| `{b.key}` | {b.verdict} | {np.expm1(b.market_level):+.1%} | {b.rows} |"
+                for b in dataset.batches
+            ]
+            lines.append("")
+    evaluation = run.evaluation
+    if evaluation is not None:
+        candidate = evaluation.candidate
         lines += [
             "## Candidate model",
             "",
-            f"{candidate['family']} from training job `{candidate['training_job']}`; "
-            f"artifact sha256 `{candidate['artifact_sha256'][:16]}...`.",
+            f"{candidate.family} from training job `{candidate.training_job}`; "
+            f"artifact sha256 `{candidate.artifact_sha256[:16]}...`.",
             "",
-            "| | MAPE | RMSE (USD) | MAE (USD) | R² |",
-            "|---|---|---|---|---|",
-            f"| candidate | {metrics['mape']:.2%} | {metrics['rmse']:.0f} | {metrics['mae']:.0f} | "
-            f"{metrics['r2']:.4f} |",
         ]
-        production = evaluation.get("production")
-        if production:
-            m = production["metrics"]
-            lines.append(
-                f"| production v{production['version']} | {m['mape']:.2%} | {m['rmse']:.0f} | "
-                f"{m['mae']:.0f} | {m['r2']:.4f} |"
-            )
-        lines += ["", f"Gate: {evaluation.get('reason')}", ""]
-    registration = state.get("registration") or {}
-    if registration:
+        version = evaluation.production.version if evaluation.production else None
+        for scores in (evaluation.frozen, evaluation.recent):
+            if scores is None:
+                continue
+            title = "frozen holdout" if scores.holdout == "frozen" else "recent data"
+            gate = " (the gate judged on this)" if scores.holdout == evaluation.gate_holdout else ""
+            lines += [
+                f"On the {title}, {scores.rows:,} stones{gate}:",
+                "",
+                "| | MAPE | RMSE (USD) | MAE (USD) | R² |",
+                "|---|---|---|---|---|",
+                _metrics_row("candidate", scores.candidate),
+            ]
+            if scores.production:
+                lines.append(_metrics_row(f"production v{version}", scores.production))
+            lines.append("")
+        lines += [f"Gate: {evaluation.reason}", ""]
+    if run.registration is not None:
         lines += [
-            f"Registered as version {registration.get('version')} ({registration.get('status')}).",
+            f"Registered as version {run.registration.version} ({run.registration.status}).",
             "",
         ]
-    deployment = state.get("deployment") or {}
-    if deployment:
-        lines += [f"Deployment: {deployment.get('reason')}", ""]
+    if run.deployment is not None:
+        lines += [f"Deployment: {run.deployment.reason}", ""]
     if model is not None and holdout is not None:
         plots = _plots(model, holdout, directory)
         files += plots
         lines += ["## Candidate on the frozen holdout", ""]
         lines += [f"![{name}]({name})" for name in plots]
         lines.append("")
-    failure = state.get("failure") or {}
-    if failure or state.get("error"):
+    if run.failure is not None or run.error is not None:
+        error = run.error or {}
         lines += [
             "## Failure",
             "",
-            f"Error `{failure.get('error') or state['error'].get('Error')}`: "
-            f"{failure.get('cause') or state['error'].get('Cause')}",
+            f"Error `{run.failure.error if run.failure else error.get('Error')}`: "
+            f"{run.failure.cause if run.failure else error.get('Cause')}",
             "",
             "Production was left unchanged.",
             "",

@@ -97,6 +97,10 @@ def production(records: list[PackageRecord]) -> PackageRecord | None:
     return max(approved, key=lambda r: (r.approved_at, r.version))
 
 
+def ever_approved(record: PackageRecord) -> bool:
+    return record.status == ApprovalStatus.APPROVED or bool(record.approved_at)
+
+
 def find_version(records: list[PackageRecord], version: int) -> PackageRecord:
     for record in records:
         if record.version == version:
@@ -138,11 +142,23 @@ def register(
 
 
 def set_status(
-    client: Any, record: PackageRecord, status: ApprovalStatus, reason: str
+    client: Any,
+    record: PackageRecord,
+    status: ApprovalStatus,
+    reason: str,
+    *,
+    keep_reason: bool = False,
 ) -> PackageRecord:
-    """Approve or reject a package with a reason a person understands."""
+    """Approve or reject a package with a reason a person understands.
+
+    `keep_reason`: a later decision (a rollback, a person's approval) keeps the pipeline's
+    original reason in the metadata and shows both in the description.
+    """
     metadata = dict(record.metadata)
-    metadata[PackageMetadata.REASON] = reason[:256]
+    if keep_reason and record.description:
+        reason = f"{reason} | earlier: {record.description}"
+    else:
+        metadata[PackageMetadata.REASON] = reason[:256]
     if status is ApprovalStatus.APPROVED:
         metadata[PackageMetadata.APPROVED_AT] = now_iso()
     client.update_model_package(

@@ -33,11 +33,18 @@ class HoldoutLeakError(Exception):
 
 @dataclass(frozen=True)
 class HoldoutManifest:
+    """A frozen holdout: its rows' hashes, its version and the price level its labels are at
+    (log factor against the classic data's; a refresh from recent data records the new one)."""
+
     salt: str
     percent: int
     rows: int
     holdout_hash: str
     row_hashes: frozenset[str]
+    version: int = 1
+    market_level: float = 0.0
+    frozen_at: str = ""
+    source: str = "the classic data"
 
     def to_json(self) -> str:
         return json.dumps(
@@ -46,6 +53,10 @@ class HoldoutManifest:
                 "percent": self.percent,
                 "rows": self.rows,
                 "holdout_hash": self.holdout_hash,
+                "version": self.version,
+                "market_level": self.market_level,
+                "frozen_at": self.frozen_at,
+                "source": self.source,
                 "row_hashes": sorted(self.row_hashes),
             }
         )
@@ -59,6 +70,10 @@ class HoldoutManifest:
             int(data["rows"]),
             data["holdout_hash"],
             frozenset(data["row_hashes"]),
+            int(data.get("version", 1)),
+            float(data.get("market_level", 0.0)),
+            str(data.get("frozen_at", "")),
+            str(data.get("source", "the classic data")),
         )
 
 
@@ -113,6 +128,23 @@ def split_validation(training: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     return (
         hashed.loc[~in_validation].reset_index(drop=True),
         hashed.loc[in_validation].reset_index(drop=True),
+    )
+
+
+# A slice of every accepted batch is held out as recent data: the yardstick when the market has
+# moved since the frozen holdout was frozen. Decided by the row's hash, so it never changes and
+# a recent-holdout row never reaches training.
+RECENT_SALT: Final = "facet-recent-v1"
+RECENT_PERCENT: Final = 20
+
+
+def split_recent(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trainable, recent holdout) rows of a batch."""
+    hashed = with_row_hashes(rows)
+    in_recent = _in_slice(hashed[ROW_HASH_COLUMN], RECENT_SALT, RECENT_PERCENT)
+    return (
+        hashed.loc[~in_recent].reset_index(drop=True),
+        hashed.loc[in_recent].reset_index(drop=True),
     )
 
 

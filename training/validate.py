@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,7 @@ class Rejection(StrEnum):
     NOT_UTF8 = "not_utf8"
     BAD_COLUMNS = "bad_columns"
     NO_ROWS = "no_rows"
+    UNREADABLE_CSV = "unreadable_csv"
 
 
 class BatchRejectedError(Exception):
@@ -310,14 +311,31 @@ def _chunks_from_reader(
         yield flush()
 
 
+def _readable(reader: Any, name: str) -> Iterator[list[str]]:
+    """The reader's rows; a CSV error (e.g. a field over the csv module's 131,072-character
+    limit, which no diamond needs) rejects the file naming the line, never a traceback."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise BatchRejectedError(
+                name, Rejection.UNREADABLE_CSV, f"line {reader.line_num} cannot be read: {error}"
+            ) from None
+        yield row
+
+
 def iter_validated_chunks(
     source: BatchSource,
     *,
     labelled: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    name: str | None = None,
 ) -> Iterator[ValidatedChunk]:
-    """Validate a CSV chunk by chunk, so memory stays bounded however large the file is."""
-    name = _describe_source(source)
+    """Validate a CSV chunk by chunk, so memory stays bounded however large the file is.
+    `name` says where the data came from in errors (e.g. its S3 key) when `source` is bytes."""
+    name = name or _describe_source(source)
     binary = _open_binary(source)
     try:
         first = binary.read(1)
@@ -326,15 +344,16 @@ def iter_validated_chunks(
         binary.seek(0)
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(text)
+        rows = _readable(reader, name)
         try:
-            header = next(reader, None)
+            header = next(rows, None)
             if header is None:
                 raise BatchRejectedError(
                     name, Rejection.NO_ROWS, "the file has no header and no rows"
                 )
             columns = check_header(header, name, labelled)
             produced = 0
-            for frame, field_counts in _chunks_from_reader(reader, columns, chunk_rows, 1):
+            for frame, field_counts in _chunks_from_reader(rows, columns, chunk_rows, 1):
                 produced += len(frame)
                 yield validate_strings(
                     frame.loc[:, [*expected_columns(labelled), ROW_COLUMN]],
@@ -392,13 +411,16 @@ def _tally(report: ValidationReport, chunk: ValidatedChunk) -> None:
         report.reasons.update(codes.split(";"))
 
 
-def validate_batch(source: BatchSource, *, labelled: bool = True) -> ValidationResult:
+def validate_batch(
+    source: BatchSource, *, labelled: bool = True, name: str | None = None
+) -> ValidationResult:
     """Validate a whole CSV in memory: accepted rows (typed) and quarantined rows (as read)."""
-    report = ValidationReport(source=_describe_source(source))
+    name = name or _describe_source(source)
+    report = ValidationReport(source=name)
     duplicates = _DuplicateCounter()
     accepted_parts: list[pd.DataFrame] = []
     quarantined_parts: list[pd.DataFrame] = []
-    for chunk in iter_validated_chunks(source, labelled=labelled):
+    for chunk in iter_validated_chunks(source, labelled=labelled, name=name):
         _tally(report, chunk)
         duplicates.add(chunk.accepted, expected_columns(labelled))
         accepted_parts.append(chunk.accepted)

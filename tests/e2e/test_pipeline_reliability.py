@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,21 +17,26 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts.names import (
+    DATASETS_PREFIX,
     PARAM_PRODUCTION_MODEL,
     STEP_FUNCTIONS,
     AslSubstitution,
     Env,
     step_function_name,
 )
+from contracts.settings import Settings
 from local_emulation.cli import app
 from local_emulation.emulator import EmbeddedEmulator
 from local_emulation.provision import Deployment, provision
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, drain, start, wait_for
+from pipeline import batches
+from serving.model_store import ModelStore
 from training import registry
 
 pytestmark = pytest.mark.slow
 BUILD_DATASET = step_function_name(STEP_FUNCTIONS[AslSubstitution.BUILD_DATASET_FUNCTION_ARN])
+EVALUATE = step_function_name(STEP_FUNCTIONS[AslSubstitution.EVALUATE_FUNCTION_ARN])
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +72,11 @@ def packages(deployment: Deployment) -> list[registry.PackageRecord]:
 def production_version(deployment: Deployment) -> int | None:
     current = registry.production(packages(deployment))
     return current.version if current else None
+
+
+def read_text(deployment: Deployment, key: str) -> str:
+    body = boto3.client("s3").get_object(Bucket=deployment.data_bucket, Key=key)["Body"].read()
+    return str(body.decode())
 
 
 def read_csv(deployment: Deployment, key: str) -> pd.DataFrame:
@@ -165,15 +176,20 @@ def test_same_event_twice_trains_once(deployment: Deployment) -> None:
     assert len(packages(deployment)) == 1
 
 
-def _set_training_hyperparameters(value: dict[str, str]) -> None:
+def _set_environment(function: str, name: str, value: str | None) -> None:
     client = boto3.client("lambda")
-    variables = client.get_function_configuration(FunctionName=BUILD_DATASET)["Environment"][
-        "Variables"
-    ]
-    variables[Env.TRAINING_HYPERPARAMETERS.value] = json.dumps(value)
+    variables = client.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    if value is None:
+        variables.pop(name, None)
+    else:
+        variables[name] = value
     client.update_function_configuration(
-        FunctionName=BUILD_DATASET, Environment={"Variables": variables}
+        FunctionName=function, Environment={"Variables": variables}
     )
+
+
+def _set_training_hyperparameters(value: dict[str, str]) -> None:
+    _set_environment(BUILD_DATASET, Env.TRAINING_HYPERPARAMETERS.value, json.dumps(value))
 
 
 def test_training_job_crash_fails_the_run_visibly_and_keeps_production(
@@ -219,16 +235,39 @@ def test_training_job_crash_fails_the_run_visibly_and_keeps_production(
     assert len(packages(deployment)) == 2
 
 
-def test_shuffled_prices_are_rejected_and_production_unchanged(deployment: Deployment) -> None:
-    before = production_version(deployment)
+def training_jobs() -> int:
+    return len(boto3.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+
+
+def test_shuffled_prices_are_quarantined_before_any_training_job(deployment: Deployment) -> None:
+    # GIVEN a production model and a batch whose prices are shuffled between its stones
+    before, versions, jobs = (
+        production_version(deployment),
+        len(packages(deployment)),
+        training_jobs(),
+    )
     batch = make_batches(1, rows=2000, changes=[Change.SHUFFLE], start=2)[0]
     land(deployment, batch.name, batch.frame)
+    # WHEN the pipeline runs
     (result,) = run_all(deployment)
+    # THEN the verdict is "inconsistent", the whole batch is in quarantine/ with that reason,
+    # no training job was created, nothing was registered, production is unchanged
     assert result.status == "SUCCEEDED", result.cause
-    latest = packages(deployment)[-1]
-    assert latest.status == "Rejected"
-    assert "above the floor" in latest.description
-    assert production_version(deployment) == before
+    validation = result.output["validation"]  # type: ignore[index]
+    assert validation["verdict"]["kind"] == "inconsistent"
+    assert validation["verdict"]["spread_ratio"] > 10
+    assert "dataset" not in result.output  # type: ignore[operator]
+    assert training_jobs() == jobs
+    assert len(packages(deployment)) == versions and production_version(deployment) == before
+    quarantined = read_csv(deployment, validation["quarantine_key"])
+    assert len(quarantined) == 2000
+    assert set(quarantined["reason_codes"]) == {"inconsistent_labels"}
+    assert validation["validated_key"] is None
+    record = batches.find(batches.load_all(boto3.client("s3"), deployment.data_bucket), batch.name)
+    assert not record.trainable and record.verdict == "inconsistent"
+    # AND the run report says so, with the residual chart
+    report = read_text(deployment, f"reports/{result.name}/report.md")
+    assert "Batch quarantined before training" in report and "![verdict](verdict.png)" in report
 
 
 def test_two_batches_in_quick_succession_give_two_runs_and_a_consistent_registry(
@@ -294,3 +333,185 @@ def test_scheduled_drift_check_retrains_when_priced_stones_drift(deployment: Dep
     assert "carat PSI" in drift_check["reason"] and "(shifted)" in drift_check["reason"]
     assert len(packages(deployment)) == count + 1
     assert "scheduled drift check" in packages(deployment)[-1].metadata["retrain_reason"]
+
+
+def dataset_batches(deployment: Deployment, dataset_hash: str) -> list[str]:
+    manifest = json.loads(read_text(deployment, f"{DATASETS_PREFIX}{dataset_hash}/manifest.json"))
+    return [b["key"] for b in manifest["batches"]]
+
+
+def test_a_batch_whose_candidate_loses_by_a_hair_stays_in_the_next_training_set(
+    deployment: Deployment,
+) -> None:
+    # GIVEN a clean batch whose candidate loses the gate (the margin set out of reach)
+    first, second = make_batches(2, rows=2000, start=8)
+    _set_environment(EVALUATE, "FACET_GATE_MIN_MAPE_IMPROVEMENT", "0.5")
+    try:
+        land(deployment, first.name, first.frame)
+        (lost,) = run_all(deployment)
+    finally:
+        _set_environment(EVALUATE, "FACET_GATE_MIN_MAPE_IMPROVEMENT", None)
+    assert lost.output["evaluation"]["decision"] == "reject"  # type: ignore[index]
+    assert "needs to be at least 50.000 points better" in lost.output["evaluation"]["reason"]  # type: ignore[index]
+    # WHEN the next batch trains
+    land(deployment, second.name, second.frame)
+    (following,) = run_all(deployment)
+    # THEN the losing candidate's batch is in the next training set (its data was good)
+    assert following.status == "SUCCEEDED", following.cause
+    used = dataset_batches(deployment, following.output["dataset"]["dataset_hash"])  # type: ignore[index]
+    assert f"raw/{first.name}" in used and f"raw/{second.name}" in used
+
+
+def test_rollback_refuses_a_version_that_was_never_production(deployment: Deployment) -> None:
+    never = next(r for r in packages(deployment) if not registry.ever_approved(r))
+    refused = CliRunner().invoke(app, ["rollback", str(never.version)])
+    assert refused.exit_code == 2 and "was never approved" in refused.output
+    assert registry.find_version(packages(deployment), never.version).status == never.status
+    forced = CliRunner().invoke(app, ["rollback", str(never.version), "--force"])
+    assert forced.exit_code == 0, forced.output
+    after = registry.find_version(packages(deployment), never.version)
+    assert after.status == "Approved" and never.description in after.description  # both kept
+    assert after.metadata["reason"] == never.metadata["reason"]
+    assert CliRunner().invoke(app, ["rollback", "1"]).exit_code == 0
+
+
+def test_a_market_shift_waits_for_approval_and_facet_approve_promotes_it(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # GIVEN production, and a batch of the same kind of stones priced 15 % higher
+    before = production_version(deployment)
+    store = ModelStore(
+        Settings(model_package_group=deployment.model_package_group, model_refresh_seconds=0),
+        lambda: (boto3.client("sagemaker"), boto3.client("s3")),
+        cache_dir=tmp_path_factory.mktemp("store"),
+    )
+    assert store.get().info.version == before
+    batch = make_batches(1, rows=5000, changes=[Change.PRICES], start=10)[0]
+    land(deployment, batch.name, batch.frame)
+    # WHEN the pipeline runs
+    (result,) = run_all(deployment)
+    # THEN the verdict is a market shift of about +15 %, the candidate wins on recent data and
+    # waits for a person; production is unchanged
+    assert result.status == "SUCCEEDED", result.cause
+    verdict = result.output["validation"]["verdict"]  # type: ignore[index]
+    assert verdict["kind"] == "market_shift" and 0.13 < verdict["shift"] < 0.17
+    assert all(0.08 < d < 0.22 for d in verdict["decile_shifts"])
+    evaluation = result.output["evaluation"]  # type: ignore[index]
+    assert evaluation["decision"] == "pending" and evaluation["gate_holdout"] == "recent"
+    assert evaluation["recent"]["candidate"]["mape"] < evaluation["recent"]["production"]["mape"]
+    pending = packages(deployment)[-1]
+    assert pending.status == "PendingManualApproval" and "market shift of +1" in pending.description
+    assert production_version(deployment) == before
+    # WHEN a person approves it
+    approved = CliRunner().invoke(app, ["approve", str(pending.version)])
+    # THEN it is production and the API's model store follows
+    assert approved.exit_code == 0, approved.output
+    assert production_version(deployment) == pending.version
+    store.get()
+    store.wait_for_refresh()
+    assert store.get().info.version == pending.version
+    assert (
+        "market shift" in registry.find_version(packages(deployment), pending.version).description
+    )
+
+
+def test_with_the_auto_gate_a_market_shift_is_promoted(deployment: Deployment) -> None:
+    # GIVEN the gate set to follow a market by itself, and the market moving again
+    _set_environment(EVALUATE, "FACET_GATE_ON_SHIFT", "auto")
+    batch = make_batches(1, rows=5000, changes=[Change.PRICES], start=11, price_level=1.15)[0]
+    try:
+        land(deployment, batch.name, batch.frame)
+        (result,) = run_all(deployment)
+    finally:
+        _set_environment(EVALUATE, "FACET_GATE_ON_SHIFT", None)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["validation"]["verdict"]["kind"] == "market_shift"  # type: ignore[index]
+    assert result.output["evaluation"]["decision"] == "approve"  # type: ignore[index]
+    assert production_version(deployment) == packages(deployment)[-1].version
+
+
+def test_a_clean_batch_after_a_shift_and_a_corrupt_batch_trains_a_model_that_passes_the_floors(
+    deployment: Deployment,
+) -> None:
+    # GIVEN a shifted market adopted and a corrupt batch quarantined (both above)
+    level = 1.15 * 1.15
+    corrupt = make_batches(1, rows=2000, changes=[Change.SHUFFLE], start=12, price_level=level)[0]
+    land(deployment, corrupt.name, corrupt.frame)
+    (quarantined,) = run_all(deployment)
+    assert quarantined.output["validation"]["verdict"]["kind"] == "inconsistent"  # type: ignore[index]
+    # WHEN fresh appraisals at today's prices arrive
+    batch = make_batches(1, rows=3000, start=13, price_level=level)[0]
+    land(deployment, batch.name, batch.frame)
+    (result,) = run_all(deployment)
+    # THEN the verdict is consistent and the candidate passes the floors (on recent data)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["validation"]["verdict"]["kind"] == "consistent"  # type: ignore[index]
+    evaluation = result.output["evaluation"]  # type: ignore[index]
+    assert (
+        "above the floor" not in evaluation["reason"]
+        and "below the floor" not in evaluation["reason"]
+    )
+    assert evaluation["recent"]["candidate"]["mape"] < 0.08
+    # AND the corrupt batch is in no training set
+    used = dataset_batches(deployment, result.output["dataset"]["dataset_hash"])  # type: ignore[index]
+    assert f"raw/{corrupt.name}" not in used and f"raw/{batch.name}" in used
+
+
+def test_facet_batches_lists_verdicts_and_exclude_keeps_a_batch_out(
+    deployment: Deployment,
+) -> None:
+    listing = CliRunner().invoke(app, ["batches"])
+    assert listing.exit_code == 0, listing.output
+    assert "inconsistent" in listing.output and "market_shift" in listing.output
+    target = make_batches(1, rows=2000, start=8)[0].name
+    excluded = CliRunner().invoke(
+        app, ["batches", "exclude", target, "--reason", "appraiser's scale was off"]
+    )
+    assert excluded.exit_code == 0, excluded.output
+    s3 = boto3.client("s3")
+    record = batches.find(batches.load_all(s3, deployment.data_bucket), target)
+    assert record.excluded and not record.trainable
+    assert any(e.action == "excluded" for e in record.events)
+    lineage = s3.list_objects_v2(Bucket=deployment.data_bucket, Prefix="curated/lineage/")
+    assert any(target.split("_")[-1].split(".")[0] in o["Key"] for o in lineage["Contents"])
+    again = CliRunner().invoke(app, ["batches", "exclude", target, "--reason", "twice"])
+    assert again.exit_code == 2 and "excluded already" in again.output
+
+
+def test_a_rejected_market_shift_is_found_again_by_the_daily_check(deployment: Deployment) -> None:
+    # GIVEN a market shift whose candidate a person rejected: production is still the old level
+    batch = make_batches(1, rows=3000, changes=[Change.PRICES], start=14, price_level=1.15**2)[0]
+    land(deployment, batch.name, batch.frame)
+    (shifted,) = run_all(deployment)
+    assert shifted.output["evaluation"]["decision"] == "pending"  # type: ignore[index]
+    before = production_version(deployment)
+    pending = packages(deployment)[-1].version
+    rejected = CliRunner().invoke(
+        app, ["reject", str(pending), "--reason", "waiting for the quarterly index"]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    record = registry.find_version(packages(deployment), pending)
+    assert record.status == "Rejected" and "quarterly index" in record.description
+    assert "market shift" in record.description  # the evidence is kept beside the decision
+    # WHEN the daily check runs
+    stones = make_batches(1, rows=500, start=15)[0].frame.drop(columns=["price"])
+    result = run_scheduled_check(deployment, stones, "inference/date=2026-03-01/c.csv")
+    # THEN it judges the labelled batch production was not trained on, finds the shift again,
+    # and retrains; the candidate waits for a person again
+    drift_check = result.output["drift_check"]  # type: ignore[index]
+    assert drift_check["verdict"]["kind"] == "market_shift" and drift_check["retrain"] is True
+    assert f"raw/{batch.name}" in drift_check["reason"]
+    assert result.output["evaluation"]["decision"] == "pending"  # type: ignore[index]
+    assert production_version(deployment) == before
+
+
+def test_ingesting_a_processed_batch_again_points_at_no_empty_report(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    batch = make_batches(1, rows=2000, start=8)[0]
+    path = batch.write(tmp_path)
+    result = CliRunner().invoke(app, ["ingest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Skipped: this batch was processed already." in result.output
+    assert "(no report: nothing was done in this run)" in result.output
+    assert "report: build/reports" not in result.output

@@ -11,7 +11,10 @@ from aws_cdk.assertions import Match
 from contracts.api import GATEWAY_ANSWERS, PRICE_API_ROUTES
 from contracts.names import (
     API_STAGE,
+    METRIC_NAMESPACE,
     MODEL_PACKAGE_GROUP,
+    PRICE_SHIFT_METRIC,
+    PRODUCTION_ERROR_ON_BATCH_METRIC,
     SERVING_FUNCTION,
     SERVING_HANDLER,
     STATE_MACHINE,
@@ -19,6 +22,7 @@ from contracts.names import (
     Env,
     step_function_name,
 )
+from contracts.settings import GatePolicy, VerdictPolicy
 from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
 from tests.infra.conftest import Synthesized
 
@@ -345,7 +349,8 @@ def test_iam_s3_object_grants_are_scoped_to_zone_prefixes(synthesized: Synthesiz
             ):
                 text = json.dumps(resource)
                 assert re.search(
-                    r"/(raw|validated|quarantine|curated/ledger|curated/datasets|reports|training-jobs|inference)/\*",
+                    r"/(raw|validated|quarantine|curated/ledger|curated/datasets|curated/batches|"
+                    r"curated/recent-holdouts|reports|training-jobs|inference)/\*",
                     text,
                 ), (where, text)
 
@@ -411,3 +416,37 @@ def test_dashboard_shows_latency_errors_runs_and_production_version(
         "ProductionModelVersion",
     ):
         assert needle in body, needle
+
+
+def test_new_batch_error_and_price_shift_are_alarmed_and_on_the_dashboard(
+    synthesized: Synthesized,
+) -> None:
+    alarms = resources(synthesized, "FacetMonitoring", "AWS::CloudWatch::Alarm").values()
+
+    def alarm_on(metric: str) -> dict[str, Any]:
+        (found,) = [a["Properties"] for a in alarms if metric in json.dumps(a["Properties"])]
+        return found
+
+    batch_error = alarm_on(PRODUCTION_ERROR_ON_BATCH_METRIC)
+    assert batch_error["Threshold"] == GatePolicy().max_mape * 100
+    assert batch_error["AlarmActions"] and METRIC_NAMESPACE in json.dumps(batch_error)
+    shift = alarm_on(PRICE_SHIFT_METRIC)
+    assert shift["Threshold"] == VerdictPolicy().shift_threshold * 100
+    assert shift["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and shift["AlarmActions"]
+    assert any(m.get("Expression") == "ABS(shift)" for m in shift["Metrics"])
+    (dashboard,) = resources(synthesized, "FacetMonitoring", "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert PRODUCTION_ERROR_ON_BATCH_METRIC in body and PRICE_SHIFT_METRIC in body
+
+
+def test_the_validate_step_may_publish_the_verdict_metrics_and_record_batches(
+    synthesized: Synthesized,
+) -> None:
+    statements = [s for where, s in _statements(synthesized) if "ValidateBatch" in where]
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert "cloudwatch:PutMetricData" in actions
+    assert "curated/batches/*" in json.dumps(statements)

@@ -28,7 +28,9 @@ def test_gate_rejects_a_candidate_that_does_not_beat_production_by_the_margin() 
         production_version=3,
     )
     assert not decision.approve
-    assert decision.reason.startswith("Rejected: MAPE 6.13% vs production v3 6.10%")
+    assert decision.reason.startswith(
+        "Rejected: MAPE 6.130% vs production v3 6.100% on the frozen holdout: 0.030 points worse"
+    )
 
 
 def test_gate_approves_a_candidate_better_by_the_margin() -> None:
@@ -39,7 +41,7 @@ def test_gate_approves_a_candidate_better_by_the_margin() -> None:
         production_version=3,
     )
     assert decision.approve
-    assert "0.10 points better" in decision.reason
+    assert "0.100 points better (needs 0.050)" in decision.reason
 
 
 def test_gate_margin_is_configurable_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -50,3 +52,21 @@ def test_gate_margin_is_configurable_from_the_environment(monkeypatch) -> None: 
         GatePolicy(),
     )
     assert not decision.approve
+
+
+def test_gate_prints_the_exact_gap_where_rounding_would_mislead() -> None:
+    # 6.18 % vs 6.23 % rounds to a 0.05-point win; the exact gap is 0.046 points: rejected
+    decision = decide(
+        {"mape": 0.06184, "rmse": 505.0, "r2": 0.984},
+        {"mape": 0.06230, "rmse": 510.0, "r2": 0.983},
+        POLICY,
+        production_version=1,
+    )
+    assert not decision.approve
+    assert "6.184% vs production v1 6.230%" in decision.reason
+    assert "0.046 points better; needs to be at least 0.050 points better" in decision.reason
+
+
+def test_gate_names_the_holdout_it_judged_on() -> None:
+    decision = decide(GOOD, {"mape": 0.07, "rmse": 600, "r2": 0.98}, POLICY, holdout="recent data")
+    assert "on recent data" in decision.reason

@@ -227,3 +227,14 @@ def test_validate_unlabelled_batch_needs_no_price(tmp_path: Path) -> None:
     result = validate_batch(csv_file(tmp_path, header, GOOD.rsplit(",", 1)[0]), labelled=False)
     assert result.report.accepted_rows == 1
     assert "price" not in result.accepted
+
+
+def test_validate_bytes_name_their_source_in_errors() -> None:
+    # The pipeline validates an S3 object's bytes: errors name the object, not "<bytes>"
+    with pytest.raises(BatchRejectedError, match=r"^s3://lake/raw/x\.csv: the file is empty"):
+        validate_batch(b"", name="s3://lake/raw/x.csv")
+    with pytest.raises(BatchRejectedError, match=r"^s3://lake/raw/y\.csv: line 2 cannot be read"):
+        validate_batch(
+            (",".join(LABELLED_COLUMNS) + '\n"' + "x" * 140_000 + '"\n').encode(),
+            name="s3://lake/raw/y.csv",
+        )
