@@ -10,8 +10,8 @@ setup: ## Debian packages if missing, then .venv with every dependency set (torc
 	./scripts/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[serving,training,torch,emulation,infra,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[serving,training,torch,emulation,infra,dev]"
 	npm ci --no-audit --no-fund --silent
 	$(BIN)/python -m local_emulation.localstack install
 
@@ -40,7 +40,7 @@ synth: ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.ou
 	time npx cdk synth -q
 
 assets: ## Build the deployables' code packages under build/ (the CDK app's assets).
-	$(BIN)/python -m local_emulation.packaging
+	$(BIN)/python -m infra.packaging
 
 notebook: ## Rebuild the notebook from its source and execute it (outputs kept for readers), refreshing docs/figures.
 	$(BIN)/python docs/notebooks/build_notebook.py

@@ -24,9 +24,9 @@ import numpy as np
 
 from contracts.names import Env
 from contracts.schema import FEATURE_NAMES, example_diamond
+from infra.packaging import REPO, build_serving_package
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
-from local_emulation.packaging import REPO, build_serving_package
 from serving.pricing import quote
 from training.hyperparameters import parse_hyperparameters
 from training.predict import load_model

@@ -61,6 +61,9 @@ TRAINING_CHANNEL_HOLDOUT: Final = "holdout"
 TRAINING_JOB_PREFIX: Final = "facet-train"
 TRAINING_METRIC_PREFIX: Final = "facet-metric"
 SAGEMAKER_ENDPOINT: Final = "facet-price-endpoint"
+# The serving image locally: the name every package records, which the emulator resolves to
+# this repository's serving code (in AWS: the image asset's ECR URI).
+LOCAL_SERVING_IMAGE: Final = f"{PROJECT}-serving:local"
 
 # Step Functions.
 STATE_MACHINE: Final = "facet-training-pipeline"
@@ -207,6 +210,18 @@ def raw_object_event_pattern(bucket: str) -> dict[str, object]:
         "detail": {
             "bucket": {"name": [bucket]},
             "object": {"key": [{"prefix": Zone.RAW.prefix()}]},
+        },
+    }
+
+
+def model_package_state_pattern(group: str) -> dict[str, object]:
+    """EventBridge pattern of a package of the group approved or rejected (from anywhere)."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {
+            "ModelPackageGroupName": [group],
+            "ModelApprovalStatus": ["Approved", "Rejected", "PendingManualApproval"],
         },
     }
 

@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         description="JSON object of extra training hyperparameters (strings).",
     )
     serving_image: str = Field(
-        "facet-serving:local",
+        names.LOCAL_SERVING_IMAGE,
         validation_alias=Env.SERVING_IMAGE.value,
         description="Container image recorded in each model package's inference specification.",
     )

@@ -6,8 +6,10 @@ npx cdk synth -c account= -c region=       # environment-agnostic
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import App, Tags, Validations
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from contracts.names import PROJECT
 from infra.assets import ensure_built
@@ -17,6 +19,11 @@ from infra.model_registry import ModelRegistryStack
 from infra.monitoring import MonitoringStack
 from infra.serving import ApiOptions, ServingStack
 from infra.training_pipeline import TrainingPipelineStack
+
+
+def compliance_checks(app: App) -> list[Any]:
+    """The cdk-nag packs every synth runs: AWS Solutions, and the Serverless pack."""
+    return [AwsSolutionsChecks(app), ServerlessChecks(app)]
 
 
 def build_app(app: App | None = None) -> App:
@@ -38,6 +45,7 @@ def build_app(app: App | None = None) -> App:
         app,
         "FacetModelRegistry",
         deploy_function=pipeline.pipeline.deploy_function,
+        alarm_topic=pipeline.pipeline.alarm_topic,
         env=env,
         description="Facet: model registry",
     )
@@ -53,6 +61,8 @@ def build_app(app: App | None = None) -> App:
             provisioned_concurrency=config.provisioned_concurrency,
             cors_origins=config.cors_origins,
         ),
+        production_parameter=pipeline.pipeline.production_parameter,
+        serving_image=pipeline.pipeline.serving_image,
         serving_endpoint=config.serving_endpoint,
         env=env,
         description="Facet: price API and SageMaker endpoint alternative",
@@ -69,7 +79,7 @@ def build_app(app: App | None = None) -> App:
         description="Facet: dashboard and alarms",
     )
     Tags.of(app).add("project", PROJECT)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(*compliance_checks(app))
     return app
 
 

@@ -1,6 +1,6 @@
 """Where the deployables' code is, as asset paths. The CDK app never imports runtime code.
 
-`make assets` (python -m local_emulation.packaging) builds build/; `infra.app` runs it (as a
+`make assets` (python -m infra.packaging) builds build/; `infra.app` runs it (as a
 separate process) on every synth, so a fresh clone can `npx cdk synth` directly and never ships
 stale code.
 """
@@ -29,6 +29,7 @@ IMAGE_CONTEXT_EXCLUDES: Final = [
     "!pipeline/**",
     "!serving/**",
     "!infra/images/**",
+    "!constraints.txt",
     "**/__pycache__",
 ]
 
@@ -37,7 +38,7 @@ def ensure_built() -> None:
     """Build the assets; dependencies are downloaded once (PyPI), the code is refreshed every time
     so a synth never ships stale code."""
     subprocess.run(
-        [sys.executable, "-m", "local_emulation.packaging", "--code-only"],
+        [sys.executable, "-m", "infra.packaging", "--code-only"],
         cwd=REPO,
         check=True,
         stdout=subprocess.DEVNULL,

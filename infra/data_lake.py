@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from contracts.names import BucketRole, Zone, bucket_name
+from infra import lifecycle
 from infra.nag import Nag
 
 
@@ -21,7 +22,7 @@ class DataLake(Construct):
             "LakeKey",
             description="Facet data lake and model artifacts",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=lifecycle.KEYS.policy,
         )
         self.access_logs = s3.Bucket(
             self,
@@ -36,7 +37,7 @@ class DataLake(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=lifecycle.DATA.policy,
         )
         Nag(self.access_logs).acknowledge(
             id="AwsSolutions-S1",
@@ -102,7 +103,7 @@ class DataLake(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{role.value}/",
             lifecycle_rules=lifecycle_rules,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=lifecycle.DATA.policy,
         )
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from typing import Any
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from contracts.names import MODEL_APPROVAL_RULE, MODEL_PACKAGE_GROUP
+from contracts.names import MODEL_APPROVAL_RULE, MODEL_PACKAGE_GROUP, model_package_state_pattern
+from infra import lifecycle
+from infra.dead_letters import DeadLetters
 
 
 class ModelRegistry(Construct):
@@ -17,7 +22,12 @@ class ModelRegistry(Construct):
     rollback) invokes the deploy function, which points production at the latest approved one."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, deploy_function: lambda_.IFunction
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deploy_function: lambda_.IFunction,
+        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         self.group = sagemaker.CfnModelPackageGroup(
@@ -26,21 +36,35 @@ class ModelRegistry(Construct):
             model_package_group_name=MODEL_PACKAGE_GROUP,
             model_package_group_description="Facet diamond price models",
         )
+        self.group.apply_removal_policy(lifecycle.MODEL_REGISTRY.policy)
+        pattern: dict[str, Any] = model_package_state_pattern(MODEL_PACKAGE_GROUP)
         self.approval_rule = events.Rule(
             self,
             "PackageStateChanged",
             rule_name=MODEL_APPROVAL_RULE,
             description="A Facet model package was approved or rejected: re-point production.",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Model Package State Change"],
-                detail={
-                    "ModelPackageGroupName": [MODEL_PACKAGE_GROUP],
-                    "ModelApprovalStatus": ["Approved", "Rejected"],
-                },
+                source=pattern["source"],
+                detail_type=pattern["detail-type"],
+                detail=pattern["detail"],
             ),
         )
-        self.approval_rule.add_target(targets.LambdaFunction(deploy_function, retry_attempts=4))
+        # In this stack: EventBridge may write to it only through a policy CDK adds here.
+        self.dead_letters = DeadLetters(
+            self,
+            "DeadLetters",
+            purpose="a model registry event (an approval or rejection) could not reach the "
+            "deploy function, so production may not follow it",
+        )
+        self.dead_letters.alarm_to(alarm_topic)
+        self.approval_rule.add_target(
+            targets.LambdaFunction(
+                deploy_function,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+                dead_letter_queue=self.dead_letters.queue,
+            )
+        )
 
 
 class ModelRegistryStack(Stack):
@@ -50,7 +74,10 @@ class ModelRegistryStack(Stack):
         construct_id: str,
         *,
         deploy_function: lambda_.IFunction,
+        alarm_topic: sns.ITopic,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        self.registry = ModelRegistry(self, "ModelRegistry", deploy_function=deploy_function)
+        self.registry = ModelRegistry(
+            self, "ModelRegistry", deploy_function=deploy_function, alarm_topic=alarm_topic
+        )

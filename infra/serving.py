@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from contracts.api import (
@@ -34,7 +35,8 @@ from contracts.names import (
     Zone,
 )
 from contracts.schema import Diamond
-from infra.assets import IMAGE_CONTEXT_EXCLUDES, REPO, SERVING_IMAGE_DOCKERFILE, SERVING_PACKAGE
+from infra import lifecycle
+from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
 from infra.nag import Nag, bucket_objects, service_arn
 from infra.training_pipeline import (
@@ -106,6 +108,7 @@ class PriceApi(Construct):
         *,
         lake: DataLake,
         options: ApiOptions,
+        production_parameter: ssm.IStringParameter,
     ) -> None:
         super().__init__(scope, construct_id)
         stage = options.stage
@@ -124,6 +127,7 @@ class PriceApi(Construct):
             environment={
                 Env.DATA_BUCKET.value: lake.bucket.bucket_name,
                 Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
+                Env.PRODUCTION_MODEL_PARAM.value: production_parameter.parameter_name,
                 Env.MODEL_REFRESH_SECONDS.value: "30",
                 Env.API_STAGE.value: stage,
                 Env.CORS_ALLOWED_ORIGINS.value: ",".join(options.cors_origins),
@@ -135,10 +139,11 @@ class PriceApi(Construct):
                 "FunctionLogs",
                 log_group_name=f"/aws/lambda/{SERVING_FUNCTION}",
                 retention=logs.RetentionDays.THREE_MONTHS,
-                removal_policy=RemovalPolicy.DESTROY,
+                removal_policy=lifecycle.OPERATIONAL.policy,
             ),
         )
         inference_logs = bucket_objects(BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
+        production_parameter.grant_read(self.function)
         self.function.add_to_role_policy(registry_read())
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
@@ -155,10 +160,16 @@ class PriceApi(Construct):
             "the grant covers that prefix.",
         )
         acknowledge_common(nag)
+        for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+            nag.acknowledge(
+                id=rule,
+                reason="Pinned to python3.12: the package's wheels are built for it and its "
+                "cold start is measured (benchmarks/bench_serving.py).",
+            )
         nag.acknowledge(
-            id="AwsSolutions-L1",
-            reason="Pinned to python3.12: the package's wheels are built for it and its "
-            "cold start is measured (benchmarks/bench_serving.py).",
+            id="Serverless-LambdaDLQ",
+            reason="Invoked only synchronously, by API Gateway: a failure is the caller's 5xx "
+            "(alarmed: Api5xx, ServingErrors), never a dead-letter queue's message.",
         )
         lake.key.grant_encrypt_decrypt(self.function)
         target: lambda_.IFunction = self.function
@@ -175,8 +186,9 @@ class PriceApi(Construct):
             self,
             "AccessLogs",
             retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.DESTROY,
+            removal_policy=lifecycle.OPERATIONAL.policy,
         )
+        # The API keeps nothing: a redeploy recreates it (keys are new; partners get new ones).
         self.api = apigateway.RestApi(
             self,
             "Api",
@@ -301,16 +313,16 @@ def acknowledge_api(api: PriceApi) -> None:
 class SageMakerEndpoint(Construct):
     """The endpoint alternative: the same serving code in a container, following the registry."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, lake: DataLake) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        lake: DataLake,
+        production_parameter: ssm.IStringParameter,
+        image: ecr_assets.DockerImageAsset,
+    ) -> None:
         super().__init__(scope, construct_id)
-        image = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(REPO),
-            file=SERVING_IMAGE_DOCKERFILE,
-            exclude=IMAGE_CONTEXT_EXCLUDES,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
         role = iam.Role(
             self,
             "Role",
@@ -320,6 +332,7 @@ class SageMakerEndpoint(Construct):
         image.repository.grant_pull(role)
         inference_logs = bucket_objects(BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
         role.add_to_policy(registry_read())
+        production_parameter.grant_read(role)
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
         )
@@ -346,6 +359,7 @@ class SageMakerEndpoint(Construct):
                 environment={
                     Env.DATA_BUCKET.value: lake.bucket.bucket_name,
                     Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
+                    Env.PRODUCTION_MODEL_PARAM.value: production_parameter.parameter_name,
                     Env.MODEL_REFRESH_SECONDS.value: "60",
                 },
             ),
@@ -411,6 +425,8 @@ class ServingStack(Stack):
         *,
         lake: DataLake,
         options: ApiOptions,
+        production_parameter: ssm.IStringParameter,
+        serving_image: ecr_assets.DockerImageAsset,
         serving_endpoint: bool,
         **kwargs: object,
     ) -> None:
@@ -420,7 +436,16 @@ class ServingStack(Stack):
             "PriceApi",
             lake=lake,
             options=options,
+            production_parameter=production_parameter,
         )
         self.endpoint = (
-            SageMakerEndpoint(self, "SageMakerEndpoint", lake=lake) if serving_endpoint else None
+            SageMakerEndpoint(
+                self,
+                "SageMakerEndpoint",
+                lake=lake,
+                production_parameter=production_parameter,
+                image=serving_image,
+            )
+            if serving_endpoint
+            else None
         )

@@ -3,17 +3,18 @@ shared ASL file, its triggers (new raw/ objects, a daily drift check) and its fa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
@@ -50,14 +51,18 @@ from contracts.names import (
     raw_object_event_pattern,
     step_function_name,
 )
+from contracts.pointer import ProductionPointer
+from infra import lifecycle
 from infra.assets import (
     ASL_PATH,
     IMAGE_CONTEXT_EXCLUDES,
     PIPELINE_IMAGE_DOCKERFILE,
     REPO,
+    SERVING_IMAGE_DOCKERFILE,
     TRAINING_SOURCE,
 )
 from infra.data_lake import DataLake
+from infra.dead_letters import DeadLetters
 from infra.nag import Nag, ScopedArn, bucket, bucket_objects, service_arn
 from infra.training_image import TRAINING_INSTANCE_TYPE, training_image_uri
 
@@ -126,7 +131,8 @@ class Grants:
     registry_read: bool = False
     registry_write: bool = False
     describe_training: bool = False
-    production_parameter: bool = False
+    production_parameter: bool = False  # write (the deploy function only)
+    production_read: bool = False
     put_metrics: bool = False
 
 
@@ -140,6 +146,7 @@ STEP_GRANTS = {
         artifacts_read=True,
         registry_read=True,
         put_metrics=True,
+        production_read=True,
     ),
     "check_drift": Grants(
         read=(
@@ -152,6 +159,7 @@ STEP_GRANTS = {
         ),
         artifacts_read=True,
         registry_read=True,
+        production_read=True,
     ),
     "build_dataset": Grants(
         read=(Zone.CURATED.prefix(), Zone.VALIDATED.prefix()),
@@ -163,6 +171,7 @@ STEP_GRANTS = {
         artifacts_read=True,
         registry_read=True,
         describe_training=True,
+        production_read=True,
     ),
     "register_model": Grants(registry_read=True, registry_write=True),
     "deploy_model": Grants(
@@ -189,10 +198,22 @@ class TrainingPipeline(Construct):
             self,
             "ProductionModel",
             parameter_name=PARAM_PRODUCTION_MODEL,
-            string_value=json.dumps({"arn": None}),
-            description="The model package currently in production (written by the deploy step).",
+            string_value=ProductionPointer().to_json(),
+            description="The model package in production; written only by the deploy function, "
+            "on the registry's state-change events (pipeline/promotion.py).",
         )
+        self.production_parameter.apply_removal_policy(lifecycle.PRODUCTION_POINTER.policy)
         self.training_role = self._training_role()
+        # The image every registered package names: deployable as-is to a SageMaker endpoint or
+        # a batch transform job (the same serving code, answering /ping and /invocations).
+        self.serving_image = ecr_assets.DockerImageAsset(
+            self,
+            "ServingImage",
+            directory=str(REPO),
+            file=SERVING_IMAGE_DOCKERFILE,
+            exclude=IMAGE_CONTEXT_EXCLUDES,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
         environment = {
             Env.DATA_BUCKET.value: lake.bucket.bucket_name,
             Env.ARTIFACTS_BUCKET.value: lake.artifacts.bucket_name,
@@ -202,7 +223,14 @@ class TrainingPipeline(Construct):
             Env.TRAINING_MAX_SECONDS.value: str(TRAINING_MAX_SECONDS),
             Env.TRAINING_SOURCE_S3_URI.value: self.source.s3_object_url,
             Env.LOG_LEVEL.value: "INFO",
+            Env.SERVING_IMAGE.value: self.serving_image.image_uri,
         }
+        self.dead_letters = DeadLetters(
+            self,
+            "DeadLetters",
+            purpose="a batch notification or the daily schedule could not start the pipeline, "
+            "or a registry event could not reach the deploy function",
+        )
         self.functions = {
             handler: self._step_function(handler, environment)
             for handler in STEP_FUNCTIONS.values()
@@ -224,7 +252,7 @@ class TrainingPipeline(Construct):
             self,
             "StateMachineLogs",
             retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.DESTROY,
+            removal_policy=lifecycle.OPERATIONAL.policy,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -240,9 +268,8 @@ class TrainingPipeline(Construct):
         )
         self._grant_state_machine()
         self._triggers()
-        self.alarm_topic = sns.Topic(
-            self, "Alarms", display_name="Facet alarms", master_key=lake.key, enforce_ssl=True
-        )
+        self.alarm_topic = self._alarm_topic()
+        self.dead_letters.alarm_to(self.alarm_topic)
         if alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.failure_alarm = cloudwatch.Alarm(
@@ -257,6 +284,49 @@ class TrainingPipeline(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.failure_alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+
+    def _alarm_topic(self) -> sns.Topic:
+        """A topic CloudWatch alarms can publish to: its own customer key, whose policy lets
+        CloudWatch use it (the lake's key does not, and alarms cannot use the AWS-managed SNS
+        key), and a topic policy that allows CloudWatch's alarms of this account beside the
+        TLS-only deny that `enforce_ssl` adds."""
+        stack = Stack.of(self)
+        alarms_of_this_account = {
+            "ArnLike": {
+                "aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:"
+                f"{stack.account}:alarm:*"
+            },
+            "StringEquals": {"aws:SourceAccount": stack.account},
+        }
+        key = kms.Key(
+            self,
+            "AlarmsKey",
+            description="Facet: encrypts the alarm topic; CloudWatch may use it to publish.",
+            enable_key_rotation=True,
+            removal_policy=lifecycle.KEYS.policy,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        topic = sns.Topic(
+            self, "Alarms", display_name="Facet alarms", master_key=key, enforce_ssl=True
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions=alarms_of_this_account,
+            )
+        )
+        return topic
 
     def _step_function(self, handler: str, environment: dict[str, str]) -> lambda_.Function:
         grants = STEP_GRANTS[handler]
@@ -274,6 +344,8 @@ class TrainingPipeline(Construct):
             ),
             memory_size=PIPELINE_LAMBDA_MEMORY,
             timeout=PIPELINE_LAMBDA_TIMEOUT,
+            # The deploy function is also invoked asynchronously, by the registry's events.
+            dead_letter_queue=self.dead_letters.queue if handler == "deploy_model" else None,
             environment=environment,
             architecture=lambda_.Architecture.X86_64,
             tracing=lambda_.Tracing.ACTIVE,
@@ -283,7 +355,7 @@ class TrainingPipeline(Construct):
                 f"{handler}Logs",
                 log_group_name=f"/aws/lambda/{name}",
                 retention=logs.RetentionDays.THREE_MONTHS,
-                removal_policy=RemovalPolicy.DESTROY,
+                removal_policy=lifecycle.OPERATIONAL.policy,
             ),
         )
         nag = Nag(function)
@@ -338,6 +410,8 @@ class TrainingPipeline(Construct):
             nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
         if grants.production_parameter:
             self.production_parameter.grant_write(function)
+        if grants.production_parameter or grants.production_read:
+            self.production_parameter.grant_read(function)
         if grants.put_metrics:
             function.add_to_role_policy(
                 iam.PolicyStatement(
@@ -348,6 +422,18 @@ class TrainingPipeline(Construct):
             )
         self.lake.key.grant_encrypt_decrypt(function)
         acknowledge_common(nag, metrics=grants.put_metrics)
+        if handler == "deploy_model":
+            function.configure_async_invoke(
+                retry_attempts=2,
+                on_failure=destinations.SqsDestination(self.dead_letters.queue),
+            )
+        else:
+            nag.acknowledge(
+                id="Serverless-LambdaDLQ",
+                reason="Invoked only synchronously, by the state machine (request-response): "
+                "a failure goes to the step's Retry and Catch (Record failure), never to a "
+                "dead-letter queue, which only asynchronous invocations use.",
+            )
         return function
 
     def _training_role(self) -> iam.Role:
@@ -460,7 +546,14 @@ class TrainingPipeline(Construct):
                 detail=raw_object_event_pattern(self.lake.bucket.bucket_name)["detail"],  # type: ignore[arg-type]
             ),
         )
-        raw_rule.add_target(targets.SfnStateMachine(self.state_machine))
+        raw_rule.add_target(
+            targets.SfnStateMachine(
+                self.state_machine,
+                dead_letter_queue=self.dead_letters.queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
         # Exactly the transformer the local emulation applies (contracts.names).
         raw_rule.node.default_child.add_property_override(  # type: ignore[union-attr]
             "Targets.0.InputTransformer",
@@ -475,7 +568,11 @@ class TrainingPipeline(Construct):
         )
         schedule.add_target(
             targets.SfnStateMachine(
-                self.state_machine, input=events.RuleTargetInput.from_text(SCHEDULE_EVENT_INPUT)
+                self.state_machine,
+                input=events.RuleTargetInput.from_text(SCHEDULE_EVENT_INPUT),
+                dead_letter_queue=self.dead_letters.queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
             )
         )
         schedule.node.default_child.add_property_override("Targets.0.Input", SCHEDULE_EVENT_INPUT)  # type: ignore[union-attr]

@@ -18,7 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
-from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, Env, step_function_name
+from contracts.names import (
+    PARAM_PRODUCTION_MODEL,
+    RAW_BATCH_PATTERN,
+    STEP_FUNCTIONS,
+    Env,
+    step_function_name,
+)
 from contracts.schema import example_diamond
 from local_emulation import localstack
 from local_emulation.gateway import Gateway
@@ -26,7 +32,7 @@ from local_emulation.provision import client, serving_environment
 from local_emulation.session import EmulatorGoneError, Session, open_session, service_backends
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, start
-from pipeline import batches, holdouts
+from pipeline import batches, holdouts, promotion
 from pipeline.lake import batch_stamp
 from pipeline.report import outcome_line
 from pipeline.state import RunState
@@ -97,8 +103,11 @@ def _run_batches(
         key = session.land_batch(path, name)
         typer.echo(f"landed s3://{session.deployment.data_bucket}/{key}")
         for result in session.run_triggers(_progress(started)):
-            typer.echo(f"  => {_summarize(result)}  ({result.seconds:.1f} s)")
             state = RunState.model_validate(result.output or {})
+            if state.deployment is not None and state.deployment.deployed:
+                assert state.registration is not None
+                _follow(registry.describe(client("sagemaker"), state.registration.arn))
+            typer.echo(f"  => {_summarize(result)}  ({result.seconds:.1f} s)")
             verdict = state.validation.verdict if state.validation else None
             if verdict is not None:
                 typer.echo(
@@ -137,13 +146,13 @@ def _approve_on_screen(session: Session, results: list[ExecutionResult]) -> None
             "Approved: the demo's operator accepted the market shift",
             keep_reason=True,
         )
-        _deploy_pointer(approved)
+        _follow(approved)
         typer.echo(f"  => v{version} is production")
 
 
 def print_models(session: Session) -> None:
     records = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
-    current = registry.production(records)
+    current = registry.read_pointer(client("ssm"), PARAM_PRODUCTION_MODEL)
     if not records:
         typer.echo("The registry is empty: no model has been trained yet.")
     else:
@@ -156,9 +165,7 @@ def print_models(session: Session) -> None:
             rmse = record.metric(registry.PackageMetadata.HOLDOUT_RMSE)
             r2 = record.metric(registry.PackageMetadata.HOLDOUT_R2)
             recent = record.metric(registry.PackageMetadata.RECENT_MAPE)
-            status = record.status + (
-                " (production)" if current and record.arn == current.arn else ""
-            )
+            status = record.status + (" (production)" if record.arn == current.arn else "")
             dataset = record.metadata.get("dataset_hash", "")[:12]
             reason = record.description or record.metadata.get("reason", "")
             recent_text = f"{recent:.2%}" if recent is not None else "—"
@@ -460,18 +467,29 @@ def _with_session(action: Callable[[Session], None]) -> None:
         action(session)
 
 
-def _deploy_pointer(record: registry.PackageRecord) -> None:
-    """In the cloud the registry's approval event invokes the deploy function; do the same."""
-    event = {
-        "detail-type": "SageMaker Model Package State Change",
-        "detail": {"ModelPackageArn": record.arn},
-    }
+def _announce(record: registry.PackageRecord, group: str) -> None:
     deploy = step_function_name(
         STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
     )
+    event = promotion.state_change_event(record, group)
     response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
     if response.get("FunctionError"):
-        _fail(f"deploy function failed: {response['Payload'].read().decode()}")
+        _fail(f"the deploy function failed: {response['Payload'].read().decode()}")
+
+
+def _follow(record: registry.PackageRecord, timeout: float = 60) -> None:
+    """Wait until the production pointer names `record`: the registry's state-change event
+    reaches the deploy function asynchronously, as EventBridge delivers it in AWS."""
+    ssm = client("ssm")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if registry.read_pointer(ssm, PARAM_PRODUCTION_MODEL).arn == record.arn:
+            return
+        time.sleep(0.3)
+    _fail(
+        f"v{record.version} is approved, but the production pointer did not follow within "
+        f"{timeout:.0f} s: is the deploy function failing? (facet models shows the registry)"
+    )
 
 
 def _records(session: Session) -> list[registry.PackageRecord]:
@@ -497,14 +515,18 @@ def rollback(
                 "rollback returns to a version that was production once. Use `facet approve "
                 f"{version}` for a pending version, or --force."
             )
-        current = registry.production(records)
+        current = registry.read_pointer(client("ssm"), PARAM_PRODUCTION_MODEL)
         reason = f"Rollback to v{version} requested by the operator" + (
-            f" (was v{current.version})" if current else ""
+            f" (was v{current.version})" if current.arn else ""
         )
         approved = registry.set_status(
             client("sagemaker"), target, registry.ApprovalStatus.APPROVED, reason, keep_reason=True
         )
-        _deploy_pointer(approved)
+        if target.status == registry.ApprovalStatus.APPROVED:
+            # Still Approved: no status change, so the registry emits no event. Deliver the one
+            # a re-approval means to the deploy function, as EventBridge would.
+            _announce(approved, session.deployment.model_package_group)
+        _follow(approved)
         typer.echo(f"v{version} is production again. {reason}.")
         print_models(session)
 
@@ -534,7 +556,7 @@ def approve(
             f"Approved: {reason}",
             keep_reason=True,
         )
-        _deploy_pointer(approved)
+        _follow(approved)
         typer.echo(f"v{version} approved and is production (the API follows within 5 s).")
         print_models(session)
 

@@ -1,10 +1,15 @@
 """The embedded AWS emulator: moto's server on 127.0.0.1 with local compute plugged in.
 
-moto is the control plane (S3, SSM, EventBridge, SQS, IAM, Step Functions, SageMaker). Two seams
-add the compute it does not run here (DESIGN.md §3):
+moto is the control plane (S3, SSM, EventBridge, SQS, IAM, Step Functions, SageMaker). Seams
+add the compute and the behaviour it does not have here (DESIGN.md §3):
   - `LambdaFunction._invoke_lambda`: runs the function's handler (lambda_executor);
   - `SageMakerModelBackend.create_training_job`: runs the training container contract
-    (training_runner) in a thread and drives the job's status, metrics and failure reason.
+    (training_runner) in a thread and drives the job's status, metrics and failure reason;
+  - `SageMakerModelBackend.update_model_package`: keeps what the caller did not send (moto
+    cleared it; AWS keeps it) and, when the approval status changes, emits the registry's
+    "SageMaker Model Package State Change" event to EventBridge, as SageMaker does;
+  - `Rule.send_to_targets`: delivers to Lambda targets (moto cannot), asynchronously, as
+    EventBridge does.
 moto is pinned (5.2.5); tests/integration/test_moto_seams.py fails loudly if a seam moves.
 """
 
@@ -17,6 +22,8 @@ import logging
 import os
 import socket
 import tempfile
+import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,22 +72,82 @@ def aws_environment() -> dict[str, str]:
 
 @dataclass
 class Seams:
-    """The two patched moto methods and what they delegate to."""
+    """The patched moto methods and what they delegate to."""
 
     executor: LambdaExecutor
     runner: TrainingRunner
     originals: dict[str, Any]
+    deliveries: EventDeliveries
 
     def uninstall(self) -> None:
         from moto.awslambda.models import LambdaFunction
+        from moto.events.models import Rule
         from moto.sagemaker.models import SageMakerModelBackend
 
         LambdaFunction._invoke_lambda = self.originals["invoke"]  # type: ignore[method-assign]
         SageMakerModelBackend.create_training_job = self.originals["create_training_job"]  # type: ignore[method-assign]
+        SageMakerModelBackend.update_model_package = self.originals["update_model_package"]  # type: ignore[method-assign]
+        Rule.send_to_targets = self.originals["send_to_targets"]  # type: ignore[method-assign]
+
+
+class EventDeliveries:
+    """EventBridge's delivery of events to Lambda targets: asynchronous, retried, recorded."""
+
+    def __init__(self, attempts: int = 3) -> None:
+        self.attempts = attempts
+        self._threads: list[threading.Thread] = []
+        self.failures: list[str] = []
+
+    def deliver(self, function_arn: str, event: dict[str, Any]) -> None:
+        def run() -> None:
+            client = boto3.client("lambda", config=CLIENT_CONFIG)
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    response = client.invoke(
+                        FunctionName=function_arn, Payload=json.dumps(event).encode()
+                    )
+                    if not response.get("FunctionError"):
+                        return
+                    detail = response["Payload"].read().decode()
+                except Exception as error:  # the emulator may be stopping; retry, then record
+                    detail = str(error)
+                log.warning(
+                    "event delivery to %s failed (attempt %d): %s", function_arn, attempt, detail
+                )
+                time.sleep(0.5 * attempt)
+            self.failures.append(f"{function_arn}: {detail}")
+
+        thread = threading.Thread(target=run, name="eventbridge-delivery", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def wait(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def package_state_change(package: Any) -> dict[str, Any]:
+    """The registry's state-change event for a moto model package, in SageMaker's shape."""
+    return {
+        "Source": "aws.sagemaker",
+        "DetailType": "SageMaker Model Package State Change",
+        "Resources": [package.arn],
+        "Detail": json.dumps(
+            {
+                "ModelPackageGroupName": package.model_package_group_name,
+                "ModelPackageVersion": package.model_package_version,
+                "ModelPackageArn": package.arn,
+                "ModelApprovalStatus": package.model_approval_status,
+                "ModelPackageStatus": "Completed",
+            }
+        ),
+    }
 
 
 def install_seams(work_dir: Path) -> Seams:
     from moto.awslambda.models import LambdaFunction
+    from moto.events.models import Rule
     from moto.sagemaker.models import SageMakerModelBackend
 
     executor = LambdaExecutor(work_dir, aws_environment())
@@ -140,9 +207,63 @@ def install_seams(work_dir: Path) -> Seams:
         runner.start(spec, report)
         return job
 
+    deliveries = EventDeliveries()
+    originals["update_model_package"] = SageMakerModelBackend.update_model_package
+    originals["send_to_targets"] = Rule.send_to_targets
+
+    def update_model_package(  # noqa: PLR0917 (moto's own signature, called positionally)
+        self: Any,
+        model_package_arn: str,
+        model_approval_status: str | None,
+        approval_description: str | None,
+        customer_metadata_properties: dict[str, str] | None,
+        customer_metadata_properties_to_remove: list[str],
+        additional_inference_specifications_to_add: list[Any] | None,
+    ) -> str:
+        name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+        package = self.model_packages.get(name)
+        before = package.model_approval_status if package is not None else None
+        if package is not None:  # as AWS: what is not sent stays as it was
+            model_approval_status = model_approval_status or before
+            if approval_description is None:
+                approval_description = package.approval_description
+            customer_metadata_properties = {
+                **(package.customer_metadata_properties or {}),
+                **(customer_metadata_properties or {}),
+            }
+        arn = originals["update_model_package"](
+            self,
+            model_package_arn,
+            model_approval_status,
+            approval_description,
+            customer_metadata_properties,
+            customer_metadata_properties_to_remove,
+            additional_inference_specifications_to_add,
+        )
+        if package is not None and package.model_approval_status != before:
+            from moto.events.models import events_backends
+
+            events_backends[self.account_id][self.region_name].put_events(
+                [package_state_change(package)]
+            )
+        return str(arn)
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        lambdas = [t for t in self.targets if ":lambda:" in t["Arn"]]
+        if lambdas and self.event_pattern.matches_event(original_event):
+            for target in lambdas:
+                deliveries.deliver(target["Arn"], dict(original_event))
+        others = [t for t in self.targets if t not in lambdas]
+        if others:
+            rule = copy.copy(self)
+            rule.targets = others
+            originals["send_to_targets"](rule, original_event, transform_input)
+
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
     SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
-    return Seams(executor, runner, originals)
+    SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+    return Seams(executor, runner, originals, deliveries)
 
 
 class EmbeddedEmulator:
@@ -189,6 +310,7 @@ class EmbeddedEmulator:
     def stop(self) -> None:
         if self.seams is not None:
             self.seams.runner.wait(timeout=120)
+            self.seams.deliveries.wait(timeout=60)
             self.seams.uninstall()
             self.seams = None
         if self._server is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -19,7 +20,9 @@ from contracts.names import (
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
     LAMBDA_EXECUTION_ROLE,
+    LOCAL_SERVING_IMAGE,
     LOCAL_TRIGGER_QUEUE,
+    MODEL_APPROVAL_RULE,
     MODEL_PACKAGE_GROUP,
     PARAM_PRODUCTION_MODEL,
     PIPELINE_CODE_PACKAGES,
@@ -41,13 +44,15 @@ from contracts.names import (
     BucketRole,
     Env,
     bucket_name,
+    model_package_state_pattern,
     raw_object_event_pattern,
     step_function_name,
 )
+from contracts.pointer import ProductionPointer
+from infra.packaging import lambda_zip, training_source_tarball
 from local_emulation.emulator import CLIENT_CONFIG
-from local_emulation.packaging import lambda_zip, training_source_tarball
 from pipeline.definition import substitute
-from training.registry import ensure_group
+from training.registry import describe, ensure_group, read_pointer, write_pointer
 from training.split import split_archive
 from training.train import prepare_classic
 
@@ -94,6 +99,15 @@ def deployment_names(account: str, region: str) -> Deployment:
 
 def client(service: str) -> Any:
     return boto3.client(service, config=CLIENT_CONFIG)
+
+
+def client_beside(service: str, anchor: str) -> Any:
+    """A client of `service` on the endpoint that serves `anchor` (with LocalStack as the
+    backend, some services stay on moto: what belongs to them must be created there too)."""
+    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{anchor.upper()}") or os.environ.get(
+        "AWS_ENDPOINT_URL"
+    )
+    return boto3.client(service, config=CLIENT_CONFIG, endpoint_url=endpoint)
 
 
 def _role(iam: Any, name: str, service: str) -> str:
@@ -172,6 +186,7 @@ def pipeline_environment(
         Env.TRAINING_HYPERPARAMETERS.value: json.dumps(hyperparameters),
         Env.TRAINING_SOURCE_S3_URI.value: f"s3://{deployment.artifacts_bucket}/{TRAINING_CODE_KEY}",
         Env.STATE_MACHINE_ARN.value: deployment.state_machine_arn,
+        Env.SERVING_IMAGE.value: LOCAL_SERVING_IMAGE,
     }
 
 
@@ -179,6 +194,7 @@ def serving_environment(deployment: Deployment, *, refresh_seconds: float = 5.0)
     return {
         Env.DATA_BUCKET.value: deployment.data_bucket,
         Env.MODEL_PACKAGE_GROUP.value: deployment.model_package_group,
+        Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
         Env.MODEL_REFRESH_SECONDS.value: str(refresh_seconds),
         Env.API_STAGE.value: API_STAGE,
     }
@@ -219,6 +235,20 @@ def _function(
     return str(arn)
 
 
+def _reset_stale_pointer(ssm: Any, sagemaker: Any, parameter: str) -> None:
+    """The pointer is derived from the registry: empty it if it names a package the registry
+    does not hold (with LocalStack as the backend, SSM keeps its state across runs while the
+    embedded registry starts empty)."""
+    pointer = read_pointer(ssm, parameter)
+    if pointer.arn is not None:
+        try:
+            describe(sagemaker, pointer.arn)
+            return
+        except sagemaker.exceptions.ClientError:
+            log.info("production pointer named %s, unknown to this registry: reset", pointer.arn)
+    write_pointer(ssm, parameter, ProductionPointer())
+
+
 def provision(
     *,
     archive_only: bool = True,
@@ -248,14 +278,9 @@ def provision(
     s3.put_object(
         Bucket=names.artifacts_bucket, Key=TRAINING_CODE_KEY, Body=training_source_tarball()
     )
-    ensure_group(client("sagemaker"), names.model_package_group)
-    ssm = client("ssm")
-    try:
-        ssm.get_parameter(Name=PARAM_PRODUCTION_MODEL)
-    except ssm.exceptions.ParameterNotFound:
-        ssm.put_parameter(
-            Name=PARAM_PRODUCTION_MODEL, Value=json.dumps({"arn": None}), Type="String"
-        )
+    sagemaker = client("sagemaker")
+    ensure_group(sagemaker, names.model_package_group)
+    _reset_stale_pointer(client("ssm"), sagemaker, PARAM_PRODUCTION_MODEL)
 
     environment = pipeline_environment(
         names, poll_seconds=poll_seconds, models=models, hyperparameters=hyperparameters or {}
@@ -323,6 +348,18 @@ def provision(
     events.put_targets(
         Rule=RAW_OBJECT_RULE,
         Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn, "InputTransformer": transformer}],
+    )
+    # The registry's state-change events move the production pointer (pipeline.promotion). The
+    # rule lives beside the registry and the deploy function, on moto, whatever the backend.
+    registry_events = client_beside("events", "sagemaker")
+    registry_events.put_rule(
+        Name=MODEL_APPROVAL_RULE,
+        EventPattern=json.dumps(model_package_state_pattern(names.model_package_group)),
+        State="ENABLED",
+    )
+    deploy_arn = substitutions[AslSubstitution.DEPLOY_FUNCTION_ARN.value]
+    registry_events.put_targets(
+        Rule=MODEL_APPROVAL_RULE, Targets=[{"Id": "deploy-function", "Arn": deploy_arn}]
     )
     api_definition(client("apigateway"), serving_arn, region)
     return Deployment(

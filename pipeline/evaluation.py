@@ -35,6 +35,7 @@ def _metrics(model: PriceModel, frame: Any) -> dict[str, float]:
 def evaluate(
     s3: Any,
     sagemaker: Any,
+    ssm: Any,
     settings: Settings,
     *,
     dataset: Dataset,
@@ -52,7 +53,7 @@ def evaluate(
     actual = holdout["price"].to_numpy()
     predicted = candidate_model.predict(holdout)
     frozen_metrics = regression_metrics(actual, predicted).to_dict()
-    current = prod.production(sagemaker, s3, settings.model_package_group)
+    current = prod.production(sagemaker, s3, ssm, settings.production_model_param)
     frozen = Scores(
         holdout="frozen",
         rows=len(holdout),

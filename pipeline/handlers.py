@@ -17,15 +17,13 @@ import pandas as pd
 
 from contracts.names import (
     DATASETS_PREFIX,
-    METRIC_NAMESPACE,
-    PRODUCTION_VERSION_METRIC,
     REFERENCE_DATASET_KEY,
     PackageMetadata,
     Zone,
 )
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from contracts.settings import Settings
-from pipeline import batches, datasets, lake
+from pipeline import batches, datasets, lake, promotion
 from pipeline import production as prod
 from pipeline import report as run_report
 from pipeline.drift import drift_report, summarize
@@ -59,7 +57,12 @@ def _run(event: dict[str, Any]) -> RunInfo:
 
 def validate_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Validate one raw batch, judge its labels against production, and record it."""
-    clients = Clients(boto3.client("s3"), boto3.client("sagemaker"), boto3.client("cloudwatch"))
+    clients = Clients(
+        boto3.client("s3"),
+        boto3.client("sagemaker"),
+        boto3.client("cloudwatch"),
+        boto3.client("ssm"),
+    )
     validation = take_in(
         clients,
         _settings(),
@@ -117,9 +120,10 @@ def check_drift(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reasons.append(f"{len(current)} stones priced recently: {summarize(drifts)}")
     verdict = None
     sagemaker = boto3.client("sagemaker")
-    production_now = prod.production(sagemaker, s3, settings.model_package_group)
+    ssm = boto3.client("ssm")
+    production_now = prod.production(sagemaker, s3, ssm, settings.production_model_param)
     if production_now is not None:
-        clients = Clients(s3, sagemaker, boto3.client("cloudwatch"))
+        clients = Clients(s3, sagemaker, boto3.client("cloudwatch"), ssm)
         # Each batch on its own: batches at different price levels together would look like
         # one batch of inconsistent labels.
         for key, rows in _unseen_batches(s3, settings, production_now):
@@ -172,6 +176,7 @@ def evaluate_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     evaluation, document = evaluate(
         s3,
         boto3.client("sagemaker"),
+        boto3.client("ssm"),
         settings,
         dataset=Dataset.model_validate(event["dataset"]),
         verdict=verdict,
@@ -239,25 +244,31 @@ def register_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Approve the package, unless production changed meanwhile and the candidate no longer wins.
+    """Two callers, one rule (pipeline.promotion).
 
-    Also handles the registry's approval events (a person approving in the console, a rollback):
-    then it only points the SSM parameter at the current production package.
+    The registry's state-change event (any approval or rejection, from anywhere): re-point
+    production; this is the only writer of the production pointer. The pipeline's Deploy step:
+    approve the candidate, unless production changed while it was being evaluated; the approval
+    emits the event that moves the pointer.
     """
     settings, sagemaker, ssm = _settings(), boto3.client("sagemaker"), boto3.client("ssm")
-    group = settings.model_package_group
-    if event.get("detail-type") == "SageMaker Model Package State Change":
-        current = registry.production(registry.list_packages(sagemaker, group))
-        if current is not None:
-            _point_to(ssm, settings, current)
+    if event.get("detail-type") == promotion.STATE_CHANGE:
+        pointer, outcome = promotion.on_state_change(
+            event,
+            sagemaker=sagemaker,
+            ssm=ssm,
+            cloudwatch=boto3.client("cloudwatch"),
+            group=settings.model_package_group,
+            parameter=settings.production_model_param,
+        )
+        log.info("production pointer: %s", outcome)
         return Deployment(
-            deployed=current is not None, version=current.version if current else None
+            deployed=pointer.arn is not None, version=pointer.version, reason=outcome
         ).dump()
     evaluation = Evaluation.model_validate(event["evaluation"])
     registration = Registration.model_validate(event["registration"])
-    records = registry.list_packages(sagemaker, group)
-    record = registry.find_version(records, registration.version)
-    current = registry.production(records)
+    record = registry.describe(sagemaker, registration.arn)
+    current = promotion.current(sagemaker, ssm, settings.production_model_param)
     evaluated_against = evaluation.production.arn if evaluation.production else None
     if current is not None and current.arn != evaluated_against:
         reason = (
@@ -270,32 +281,12 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     approved = registry.set_status(
         sagemaker, record, registry.ApprovalStatus.APPROVED, evaluation.reason
     )
-    _point_to(ssm, settings, approved)
     return Deployment(
         deployed=True,
         version=approved.version,
-        reason=f"version {approved.version} is now production. {evaluation.reason}",
+        reason=f"version {approved.version} is approved and becomes production. "
+        f"{evaluation.reason}",
     ).dump()
-
-
-def _point_to(ssm: Any, settings: Settings, record: registry.PackageRecord) -> None:
-    """Point the production parameter at `record`, and publish its version for the dashboard."""
-    ssm.put_parameter(
-        Name=settings.production_model_param,
-        Value=json.dumps({"arn": record.arn, "version": record.version}),
-        Type="String",
-        Overwrite=True,
-    )
-    boto3.client("cloudwatch").put_metric_data(
-        Namespace=METRIC_NAMESPACE,
-        MetricData=[
-            {
-                "MetricName": PRODUCTION_VERSION_METRIC,
-                "Value": float(record.version),
-                "Unit": "None",
-            }
-        ],
-    )
 
 
 def write_report(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class Clients:
     s3: Any
     sagemaker: Any
     cloudwatch: Any
+    ssm: Any
 
 
 def judge_against_production(
@@ -50,7 +51,9 @@ def judge_against_production(
 ) -> tuple[BatchVerdict, float]:
     """The verdict on labelled rows, and the price level they are at (an empty registry: 0.0)."""
     started = time.perf_counter()
-    current = prod.production(clients.sagemaker, clients.s3, settings.model_package_group)
+    current = prod.production(
+        clients.sagemaker, clients.s3, clients.ssm, settings.production_model_param
+    )
     if current is None:
         verdict = BatchVerdict(
             kind=VerdictKind.UNJUDGED.value,

@@ -56,10 +56,12 @@ def holdout_version_of(record: registry.PackageRecord) -> int:
     return int(value) if value not in ("", None) else 1
 
 
-def production(sagemaker: Any, s3: Any, group: str) -> Production | None:
-    record = registry.production(registry.list_packages(sagemaker, group))
-    if record is None:
+def production(sagemaker: Any, s3: Any, ssm: Any, parameter: str) -> Production | None:
+    """The production model, as the production pointer names it (pipeline.promotion)."""
+    pointer = registry.read_pointer(ssm, parameter)
+    if not pointer.arn:
         return None
+    record = registry.describe(sagemaker, pointer.arn)
     model, _ = fetch_model(s3, record.model_data_url, MODEL_CACHE, record.artifact_sha256)
     return Production(record, model)
 

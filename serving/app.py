@@ -27,7 +27,7 @@ from serving.body import problems_from
 from serving.errors import InvalidRowsError, ServingError
 from serving.guards import RequestGuard, error_body, request_id
 from serving.inference_log import InferenceLogger
-from serving.model_store import ModelStore
+from serving.model_store import AwsClients, ModelStore
 from serving.routes import hosting, models, operations, page, prices
 from serving.schemas import ErrorResponse
 
@@ -61,9 +61,9 @@ def _error(status: int, title: str, message: str, request: Request, details: Any
 
 
 @lru_cache(maxsize=1)
-def _registry_clients() -> tuple[Any, Any]:
+def _registry_clients() -> AwsClients:
     """Created once per process (boto3 clients are thread-safe; building one costs ~50 ms)."""
-    return boto3.client("sagemaker"), boto3.client("s3")
+    return AwsClients(boto3.client("sagemaker"), boto3.client("s3"), boto3.client("ssm"))
 
 
 def _default_store(settings: Settings) -> ModelStore:

@@ -1,10 +1,12 @@
 """The production model, as the registry says, loaded once and refreshed without a restart.
 
-Production is the Approved package approved most recently (training.registry). Every
-`model_refresh_seconds` a request starts a re-read of the registry in a background thread (only
-the first load, with nothing to serve yet, waits for it); a new production package is downloaded,
+Production is the package the production pointer names (an SSM parameter the deploy function
+alone writes, pipeline.promotion): one GetParameter per refresh, whatever the registry holds.
+Every `model_refresh_seconds` a request starts that re-read in a background thread (only the
+first load, with nothing to serve yet, waits for it); a new production package is downloaded,
 checked against its recorded sha256 and schema version, and swapped in. If a refresh fails, the
-current model keeps serving and the error is kept for /ready and the logs.
+current model keeps serving and the error is kept for /ready and the logs. The model history
+(/v1/models) lists the registry, at most once per refresh period.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts.names import PackageMetadata
 from contracts.settings import Settings
 from serving.errors import NoModelError
 from training import registry
@@ -60,33 +61,41 @@ class LoadedModel:
     info: ModelInfo
 
 
-def _info(model: PriceModel, record: registry.PackageRecord | None, digest: str) -> ModelInfo:
+def _info(model: PriceModel, pointer: registry.ProductionPointer | None, digest: str) -> ModelInfo:
     metadata = model.metadata
     return ModelInfo(
-        version=record.version if record else None,
-        arn=record.arn if record else None,
-        approved_at=record.approved_at if record else None,
+        version=pointer.version if pointer else None,
+        arn=pointer.arn if pointer else None,
+        approved_at=(pointer.approved_at or None) if pointer else None,
         family=model.family,
         holdout=dict(metadata.get("metrics", {}).get("holdout", {})),
         dataset_hash=str(metadata.get("dataset_hash", "")),
         code_version=str(metadata.get("code_version", "")),
         artifact_sha256=digest,
-        reason=record.metadata.get(PackageMetadata.REASON, "") if record else "",
+        reason=pointer.reason if pointer else "",
     )
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    sagemaker: Any
+    s3: Any
+    ssm: Any
 
 
 @dataclass
 class ModelStore:
-    """Thread-safe holder of the production model; `clients` builds (sagemaker, s3) clients."""
+    """Thread-safe holder of the production model; `clients` builds the AWS clients."""
 
     settings: Settings
-    clients: Callable[[], tuple[Any, Any]]
+    clients: Callable[[], AwsClients]
     clock: Callable[[], float] = time.monotonic
     cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "facet-serving")
     _current: LoadedModel | None = None
     _checked_at: float | None = None
     last_error: str | None = None
     _refreshing: bool = False
+    _history: tuple[float, list[registry.PackageRecord]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _start_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -148,25 +157,32 @@ class ModelStore:
                     model = load_model(self.settings.model_dir)
                     self._current = LoadedModel(model, _info(model, None, ""))
                 return
-            sagemaker, s3 = self.clients()
-            records = registry.list_packages(sagemaker, self.settings.model_package_group)
-            production = registry.production(records)
-            if production is None:
+            aws = self.clients()
+            pointer = registry.read_pointer(aws.ssm, self.settings.production_model_param)
+            if pointer.arn is None:
                 self.last_error = None
                 return
-            if self._current is not None and self._current.info.arn == production.arn:
+            if self._current is not None and self._current.info.arn == pointer.arn:
+                self.last_error = None
                 return
             model, digest = fetch_model(
-                s3, production.model_data_url, self.cache_dir, production.artifact_sha256
+                aws.s3, pointer.model_data_url, self.cache_dir, pointer.artifact_sha256
             )
             previous = self._current.info.version if self._current else None
-            self._current = LoadedModel(model, _info(model, production, digest))
+            self._current = LoadedModel(model, _info(model, pointer, digest))
             self.last_error = None
-            log.info("serving model version %s (was %s)", production.version, previous)
+            log.info("serving model version %s (was %s)", pointer.version, previous)
         except Exception as error:  # keep serving what we have; say why in /ready and the log
             self.last_error = f"{type(error).__name__}: {error}"
             log.warning("model refresh failed, keeping the current model: %s", self.last_error)
 
     def history(self) -> list[registry.PackageRecord]:
-        sagemaker, _ = self.clients()
-        return registry.list_packages(sagemaker, self.settings.model_package_group)
+        """Every package of the group, re-listed at most once per refresh period."""
+        cached = self._history
+        if cached is not None and self.clock() - cached[0] < self.settings.model_refresh_seconds:
+            return cached[1]
+        records = registry.list_packages(
+            self.clients().sagemaker, self.settings.model_package_group
+        )
+        self._history = (self.clock(), records)
+        return records

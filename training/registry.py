@@ -1,9 +1,11 @@
-"""The SageMaker Model Registry as Facet uses it.
+"""The SageMaker Model Registry as Facet uses it, and the production pointer.
 
-Every trained model becomes a model package in one group. Production is the Approved package
-approved most recently (its `approved_at`): approving an earlier version is a rollback, and serving
-follows without any code or configuration change. Status updates always re-send the package's
-metadata and description, because UpdateModelPackage replaces what it is not given (seen on moto).
+Every trained model becomes a model package in one group. Production is the package the
+production pointer (an SSM parameter) names; the deploy function is its only writer, in response
+to the registry's state-change events (pipeline.promotion): approving an earlier version is a
+rollback, and serving follows without any code or configuration change. Status updates always
+re-send the package's metadata and description (moto replaced what it was not given; the local
+emulator's seam now keeps it, as AWS does).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.names import PackageMetadata
+from contracts.pointer import ProductionPointer
 
 
 class ApprovalStatus(StrEnum):
@@ -49,6 +52,29 @@ class PackageRecord:
         return float(value) if value not in (None, "") else None
 
 
+def pointer_to(record: PackageRecord) -> ProductionPointer:
+    return ProductionPointer(
+        arn=record.arn,
+        version=record.version,
+        model_data_url=record.model_data_url,
+        artifact_sha256=record.artifact_sha256,
+        approved_at=record.approved_at,
+        reason=record.description or record.metadata.get(PackageMetadata.REASON, ""),
+    )
+
+
+def read_pointer(ssm: Any, name: str) -> ProductionPointer:
+    try:
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return ProductionPointer()
+    return ProductionPointer.from_json(value)
+
+
+def write_pointer(ssm: Any, name: str, pointer: ProductionPointer) -> None:
+    ssm.put_parameter(Name=name, Value=pointer.to_json(), Type="String", Overwrite=True)
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
@@ -73,6 +99,22 @@ def _record(described: dict[str, Any]) -> PackageRecord:
         metadata=dict(described.get("CustomerMetadataProperties", {})),
         model_data_url=containers[0].get("ModelDataUrl", "") if containers else "",
     )
+
+
+def describe(client: Any, arn: str) -> PackageRecord:
+    return _record(client.describe_model_package(ModelPackageName=arn))
+
+
+def stamp_approval(client: Any, record: PackageRecord) -> PackageRecord:
+    """Record when a package became production (the deploy function's job, nobody else's)."""
+    metadata = {**record.metadata, PackageMetadata.APPROVED_AT: now_iso()}
+    client.update_model_package(
+        ModelPackageArn=record.arn,
+        ModelApprovalStatus=record.status,
+        ApprovalDescription=record.description[:1000],
+        CustomerMetadataProperties=metadata,
+    )
+    return describe(client, record.arn)
 
 
 def list_packages(client: Any, group: str) -> list[PackageRecord]:
@@ -159,8 +201,6 @@ def set_status(
         reason = f"{reason} | earlier: {record.description}"
     else:
         metadata[PackageMetadata.REASON] = reason[:256]
-    if status is ApprovalStatus.APPROVED:
-        metadata[PackageMetadata.APPROVED_AT] = now_iso()
     client.update_model_package(
         ModelPackageArn=record.arn,
         ModelApprovalStatus=status.value,

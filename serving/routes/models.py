@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from contracts.names import PackageMetadata
 from serving.dependencies import AppSettings, Models
 from serving.schemas import ERRORS, ModelResponse, ModelVersion
-from training import registry
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -33,12 +32,13 @@ async def model_history(models: Models, settings: AppSettings) -> list[dict[str,
     if settings.model_dir is not None:
         return []
     records = models.history()
-    production = registry.production(records)
+    current = models.current()
+    production_arn = current.info.arn if current else None
     return [
         {
             "version": r.version,
             "status": r.status,
-            "production": production is not None and r.arn == production.arn,
+            "production": r.arn == production_arn,
             "created_at": r.created_at.isoformat(),
             "approved_at": r.approved_at or None,
             "holdout_mape": r.metric(PackageMetadata.HOLDOUT_MAPE),

@@ -31,7 +31,7 @@ from local_emulation.provision import Deployment, provision
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, drain, start, wait_for
 from pipeline import batches
-from serving.model_store import ModelStore
+from serving.model_store import AwsClients, ModelStore
 from training import registry
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,18 @@ EVALUATE = step_function_name(STEP_FUNCTIONS[AslSubstitution.EVALUATE_FUNCTION_A
 
 @pytest.fixture(scope="module")
 def deployment(aws_emulator: EmbeddedEmulator) -> Deployment:
+    EMULATOR.append(aws_emulator)
     return provision(archive_only=True, poll_seconds=1)
+
+
+EMULATOR: list[EmbeddedEmulator] = []
+
+
+def settle() -> None:
+    """Let the registry's state-change events reach the deploy function (asynchronous)."""
+    seams = EMULATOR[0].seams
+    assert seams is not None
+    seams.deliveries.wait(timeout=60)
 
 
 def land(deployment: Deployment, name: str, frame: pd.DataFrame) -> str:
@@ -62,7 +73,9 @@ def run_all(deployment: Deployment) -> list[ExecutionResult]:
         wait_seconds=1,
     )
     assert arns, "the S3 event did not reach the trigger queue"
-    return [wait_for(sfn, arn, timeout=300) for arn in arns]
+    results = [wait_for(sfn, arn, timeout=300) for arn in arns]
+    settle()
+    return results
 
 
 def packages(deployment: Deployment) -> list[registry.PackageRecord]:
@@ -70,8 +83,9 @@ def packages(deployment: Deployment) -> list[registry.PackageRecord]:
 
 
 def production_version(deployment: Deployment) -> int | None:
-    current = registry.production(packages(deployment))
-    return current.version if current else None
+    """Production, as everything reads it: the pointer the deploy function writes."""
+    settle()
+    return registry.read_pointer(boto3.client("ssm"), PARAM_PRODUCTION_MODEL).version
 
 
 def read_text(deployment: Deployment, key: str) -> str:
@@ -282,8 +296,8 @@ def test_two_batches_in_quick_succession_give_two_runs_and_a_consistent_registry
     records = packages(deployment)
     assert [r.version for r in records] == list(range(1, count + 3))
     approved = [r for r in records if r.status == "Approved"]
-    current = registry.production(records)
-    assert current is not None and current.approved_at == max(r.approved_at for r in approved)
+    latest = max(approved, key=lambda r: r.approved_at)
+    assert production_version(deployment) == latest.version  # the latest approval is production
     assert all(r.status in {"Approved", "Rejected"} for r in records)
 
 
@@ -298,6 +312,37 @@ def test_rollback_makes_an_earlier_version_production_again(deployment: Deployme
     missing = CliRunner().invoke(app, ["rollback", "99"])
     assert missing.exit_code == 2
     assert "no model version 99" in missing.output
+
+
+def test_an_approval_in_the_console_changes_what_the_api_serves(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # GIVEN production, and another version
+    store = ModelStore(
+        Settings(model_package_group=deployment.model_package_group, model_refresh_seconds=0),
+        lambda: AwsClients(boto3.client("sagemaker"), boto3.client("s3"), boto3.client("ssm")),
+        cache_dir=tmp_path_factory.mktemp("console"),
+    )
+    now = production_version(deployment)
+    assert store.get().info.version == now
+    older = next(r for r in packages(deployment) if r.version != now)
+    # WHEN a person approves it in the SageMaker console (UpdateModelPackage, status only)
+    boto3.client("sagemaker").update_model_package(
+        ModelPackageArn=older.arn, ModelApprovalStatus="Approved"
+    )
+    # THEN the registry's event moves the pointer, and the API serves it; nothing else changed
+    assert production_version(deployment) == older.version
+    store.get()
+    store.wait_for_refresh()
+    assert store.get().info.version == older.version
+    again = registry.find_version(packages(deployment), older.version)
+    assert again.artifact_sha256 == older.artifact_sha256 and again.approved_at > older.approved_at
+    # AND rejecting production in the console falls back to the latest other approval
+    boto3.client("sagemaker").update_model_package(
+        ModelPackageArn=older.arn, ModelApprovalStatus="Rejected"
+    )
+    assert production_version(deployment) == now
+    assert CliRunner().invoke(app, ["rollback", "1"]).exit_code == 0
 
 
 def run_scheduled_check(deployment: Deployment, priced: pd.DataFrame, key: str) -> ExecutionResult:
@@ -382,7 +427,7 @@ def test_a_market_shift_waits_for_approval_and_facet_approve_promotes_it(
     before = production_version(deployment)
     store = ModelStore(
         Settings(model_package_group=deployment.model_package_group, model_refresh_seconds=0),
-        lambda: (boto3.client("sagemaker"), boto3.client("s3")),
+        lambda: AwsClients(boto3.client("sagemaker"), boto3.client("s3"), boto3.client("ssm")),
         cache_dir=tmp_path_factory.mktemp("store"),
     )
     assert store.get().info.version == before

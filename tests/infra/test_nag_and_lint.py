@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import aws_sqs as sqs
 
 from contracts.names import SAGEMAKER_ENDPOINT
+from infra.app import compliance_checks
 from tests.infra.conftest import Synthesized, synthesize
 
 
@@ -21,7 +22,7 @@ def violations(outdir: Path) -> list[dict[str, object]]:
     return [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
 
 
-def test_cdk_nag_aws_solutions_passes_with_every_acknowledgment_reasoned(
+def test_cdk_nag_aws_solutions_and_serverless_pass_with_every_acknowledgment_reasoned(
     synthesized: Synthesized,
 ) -> None:
     assert violations(synthesized.outdir) == []
@@ -30,14 +31,16 @@ def test_cdk_nag_aws_solutions_passes_with_every_acknowledgment_reasoned(
     assert all(len(reason) > 40 for reason in REASONS.values())
 
 
-def test_cdk_nag_really_runs_here(tmp_path: Path) -> None:
-    # GIVEN an app with an unencrypted, unlogged bucket and the same plugin
+@pytest.mark.parametrize("pack", ["AwsSolutions", "Serverless"])
+def test_cdk_nag_really_runs_both_packs_here(tmp_path: Path, pack: str) -> None:
+    # GIVEN an app with a careless bucket and queue and the plugins the Facet app uses
     app = App(outdir=str(tmp_path))
     stack = Stack(app, "Careless")
     s3.Bucket(stack, "Open")
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    # WHEN it is synthesized, THEN cdk-nag reports it (so the clean report above means something)
-    with pytest.raises(Exception, match="AwsSolutions"):
+    sqs.Queue(stack, "NoRedrive")
+    Validations.of(app).add_plugins(*compliance_checks(app))
+    # WHEN it is synthesized, THEN each pack reports it (so the clean report above means something)
+    with pytest.raises(Exception, match=pack):
         app.synth()
 
 
@@ -88,3 +91,17 @@ def test_serving_endpoint_alternative_behind_a_context_flag(tmp_path: Path) -> N
         "MemorySizeInMB": 2048,
     }
     assert violations(tmp_path) == []
+
+
+def test_the_serving_lambda_package_holds_the_locked_versions(synthesized: Synthesized) -> None:
+    from infra.assets import SERVING_PACKAGE
+    from infra.packaging import canonical, locked_versions, serving_requirements
+
+    shipped = {}
+    for info in SERVING_PACKAGE.glob("*.dist-info"):
+        name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+        shipped[canonical(name)] = version
+    locked = locked_versions()
+    for name in serving_requirements():
+        assert shipped[canonical(name)] == locked[canonical(name)], name
+    assert "boto3" not in shipped  # the Lambda runtime provides it

@@ -450,3 +450,107 @@ def test_the_validate_step_may_publish_the_verdict_metrics_and_record_batches(
     }
     assert "cloudwatch:PutMetricData" in actions
     assert "curated/batches/*" in json.dumps(statements)
+
+
+def test_alarms_can_publish_to_their_encrypted_topic(synthesized: Synthesized) -> None:
+    pipeline = synthesized.raw("FacetTrainingPipeline")["Resources"]
+    (topic_id, topic), *_ = [(k, v) for k, v in pipeline.items() if v["Type"] == "AWS::SNS::Topic"]
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key_policy = pipeline[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch_may_use_the_key = [
+        s for s in key_policy if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
+    ]
+    assert cloudwatch_may_use_the_key and set(cloudwatch_may_use_the_key[0]["Action"]) == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey*",
+    }
+    (policy,) = [
+        v["Properties"]
+        for v in pipeline.values()
+        if v["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in v["Properties"]["Topics"]
+    ]
+    statements = policy["PolicyDocument"]["Statement"]
+    allow = [
+        s
+        for s in statements
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert allow and allow[0]["Action"] == "sns:Publish" and "aws:SourceArn" in json.dumps(allow)
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in statements)
+
+
+def test_every_registered_package_names_the_real_serving_image(synthesized: Synthesized) -> None:
+    functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
+    (register,) = [
+        f["Properties"]
+        for f in functions.values()
+        if f["Properties"].get("FunctionName") == step_function_name("register_model")
+    ]
+    image = json.dumps(register["Environment"]["Variables"][Env.SERVING_IMAGE.value])
+    assert "dkr.ecr" in image and "cdk-hnb659fds-container-assets" in image
+    manifest = json.loads((synthesized.outdir / "FacetTrainingPipeline.assets.json").read_text())
+    dockerfiles = [i["source"].get("dockerFile") for i in manifest["dockerImages"].values()]
+    assert "infra/images/serving/Dockerfile" in dockerfiles
+
+
+def test_every_eventbridge_target_and_async_lambda_has_an_alarmed_dead_letter_queue(
+    synthesized: Synthesized,
+) -> None:
+    for stack in ("FacetTrainingPipeline", "FacetModelRegistry"):
+        rules = resources(synthesized, stack, "AWS::Events::Rule").values()
+        queues = resources(synthesized, stack, "AWS::SQS::Queue")
+        assert queues and all(
+            q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values()
+        )
+        for rule in rules:
+            for target in rule["Properties"]["Targets"]:
+                assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in queues, target
+                assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        alarms = resources(synthesized, stack, "AWS::CloudWatch::Alarm").values()
+        for queue_id in queues:
+            assert any(
+                a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                and queue_id in json.dumps(a["Properties"]["Dimensions"])
+                and a["Properties"]["AlarmActions"]
+                for a in alarms
+                if "MetricName" in a["Properties"]
+            ), queue_id
+    functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
+    (deploy,) = [
+        f["Properties"]
+        for f in functions.values()
+        if f["Properties"].get("FunctionName") == step_function_name("deploy_model")
+    ]
+    assert deploy["DeadLetterConfig"]["TargetArn"]
+    invoke_configs = resources(
+        synthesized, "FacetTrainingPipeline", "AWS::Lambda::EventInvokeConfig"
+    ).values()
+    assert any(
+        c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] for c in invoke_configs
+    )
+
+
+def test_every_stateful_resource_states_what_a_stack_delete_does_to_it(
+    synthesized: Synthesized,
+) -> None:
+    from infra import lifecycle
+
+    expected = {
+        "AWS::S3::Bucket": lifecycle.DATA,
+        "AWS::KMS::Key": lifecycle.KEYS,
+        "AWS::SageMaker::ModelPackageGroup": lifecycle.MODEL_REGISTRY,
+        "AWS::SSM::Parameter": lifecycle.PRODUCTION_POINTER,
+        "AWS::SQS::Queue": lifecycle.OPERATIONAL,
+        "AWS::Logs::LogGroup": lifecycle.OPERATIONAL,
+    }
+    seen = set()
+    for stack in synthesized.stacks:
+        for logical_id, resource in synthesized.raw(stack)["Resources"].items():
+            decision = expected.get(resource["Type"])
+            if decision is None:
+                continue
+            seen.add(resource["Type"])
+            policy = "Retain" if decision.policy.name == "RETAIN" else "Delete"
+            assert resource.get("DeletionPolicy") == policy, (stack, logical_id)
+            assert resource.get("UpdateReplacePolicy") == policy, (stack, logical_id)
+    assert seen == set(expected)

@@ -122,6 +122,10 @@ def test_moto_context_start_time_breaks_describe_execution(aws_emulator: Embedde
 def test_moto_update_model_package_drops_metadata_not_resent(
     aws_emulator: EmbeddedEmulator,
 ) -> None:
+    """moto alone clears what an update does not send (AWS keeps it); the registry seam keeps
+    it (tests/integration/test_moto_seams.py), so this calls moto's own method underneath."""
+    from moto.sagemaker.models import sagemaker_backends
+
     sagemaker = boto3.client("sagemaker")
     group = f"diff-{uuid.uuid4().hex[:8]}"
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -135,8 +139,9 @@ def test_moto_update_model_package_drops_metadata_not_resent(
         ModelApprovalStatus="PendingManualApproval",
         CustomerMetadataProperties={"dataset_hash": "abc"},
     )["ModelPackageArn"]
-    sagemaker.update_model_package(
-        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="first"
-    )
+    assert aws_emulator.seams is not None
+    moto_update = aws_emulator.seams.originals["update_model_package"]
+    backend = sagemaker_backends[arn.split(":")[4]][arn.split(":")[3]]
+    moto_update(backend, arn, "Approved", "first", None, [], None)
     described = sagemaker.describe_model_package(ModelPackageName=arn)
     assert "dataset_hash" not in described.get("CustomerMetadataProperties", {})

@@ -1,4 +1,6 @@
-"""Serving follows the registry (on the emulator): new production without restart, bad artifacts refused."""
+"""Serving follows the production pointer (on the emulator): new production without restart, bad
+artifacts refused. The pointer is moved by the deploy function's own code (pipeline.promotion),
+called here as the registry's state-change event would call it."""
 
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ import pytest
 from contracts.names import PackageMetadata
 from contracts.settings import Settings
 from local_emulation.emulator import EmbeddedEmulator
+from pipeline import promotion
 from serving.errors import NoModelError
-from serving.model_store import ModelStore
+from serving.model_store import AwsClients, ModelStore
 from training import registry
 from training.artifact_store import pack, sha256
 
 GROUP = "store-test-group"
 BUCKET = "store-test-artifacts"
+POINTER = "/facet-test/store-production"
 
 
 class Clock:
@@ -33,22 +37,34 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def aws(aws_emulator: EmbeddedEmulator) -> tuple[Any, Any]:
-    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    registry.ensure_group(sagemaker, GROUP)
-    return sagemaker, s3
+def aws(aws_emulator: EmbeddedEmulator) -> AwsClients:
+    clients = AwsClients(boto3.client("sagemaker"), boto3.client("s3"), boto3.client("ssm"))
+    clients.s3.create_bucket(Bucket=BUCKET)
+    registry.ensure_group(clients.sagemaker, GROUP)
+    return clients
+
+
+def repoint(aws: AwsClients, record: registry.PackageRecord) -> None:
+    """What the deploy function does when the registry reports a state change."""
+    promotion.on_state_change(
+        promotion.state_change_event(record, GROUP),
+        sagemaker=aws.sagemaker,
+        ssm=aws.ssm,
+        cloudwatch=boto3.client("cloudwatch"),
+        group=GROUP,
+        parameter=POINTER,
+    )
 
 
 def publish(
-    aws: tuple[Any, Any],
+    aws: AwsClients,
     model_dir: Path,
     name: str,
     *,
     status: registry.ApprovalStatus,
     recorded_sha: str | None = None,
 ) -> registry.PackageRecord:
-    sagemaker, s3 = aws
+    sagemaker, s3 = aws.sagemaker, aws.s3
     tarball = pack(model_dir)
     s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=tarball)
     record = registry.register(
@@ -59,13 +75,17 @@ def publish(
         metadata={PackageMetadata.ARTIFACT_SHA256.value: recorded_sha or sha256(tarball)},
         description=name,
     )
-    return registry.set_status(sagemaker, record, status, f"{status.value} for the test")
+    decided = registry.set_status(sagemaker, record, status, f"{status.value} for the test")
+    repoint(aws, decided)
+    return decided
 
 
 @pytest.fixture
-def store(aws: tuple[Any, Any], tmp_path: Path) -> tuple[ModelStore, Clock]:
+def store(aws: AwsClients, tmp_path: Path) -> tuple[ModelStore, Clock]:
     clock = Clock()
-    settings = Settings(model_package_group=GROUP, model_refresh_seconds=30)
+    settings = Settings(
+        model_package_group=GROUP, production_model_param=POINTER, model_refresh_seconds=30
+    )
     return ModelStore(settings, lambda: aws, clock=clock, cache_dir=tmp_path / "cache"), clock
 
 
@@ -77,7 +97,7 @@ def refreshed(models: ModelStore) -> Any:
 
 
 def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
-    aws: tuple[Any, Any], store: tuple[ModelStore, Clock], served_model_dir: Path, tmp_path: Path
+    aws: AwsClients, store: tuple[ModelStore, Clock], served_model_dir: Path, tmp_path: Path
 ) -> None:
     models, clock = store
     # An empty registry is a valid start: a clear NoModelError (the API's 503).
@@ -119,26 +139,26 @@ def test_store_follows_production_and_keeps_serving_through_bad_artifacts(
     assert refreshed(models).info.version == v3.version
     assert models.last_error is not None and "schema version 0" in models.last_error
     # Rollback: approving v2 again makes it production; serving follows.
-    sagemaker, _ = aws
-    registry.set_status(
-        sagemaker,
-        registry.find_version(registry.list_packages(sagemaker, GROUP), v2.version),
+    rolled_back = registry.set_status(
+        aws.sagemaker,
+        registry.find_version(registry.list_packages(aws.sagemaker, GROUP), v2.version),
         registry.ApprovalStatus.APPROVED,
         "rollback",
     )
+    repoint(aws, rolled_back)
     clock.now += 31
     assert refreshed(models).info.version == v2.version
     assert models.last_error is None
 
 
 def test_store_keeps_the_model_when_the_registry_is_unreachable(
-    store: tuple[ModelStore, Clock], served_model_dir: Path, aws: tuple[Any, Any]
+    store: tuple[ModelStore, Clock], served_model_dir: Path, aws: AwsClients
 ) -> None:
     models, clock = store
     publish(aws, served_model_dir, "reachable", status=registry.ApprovalStatus.APPROVED)
     loaded = models.get()
 
-    def unreachable() -> tuple[Any, Any]:
+    def unreachable() -> AwsClients:
         raise ConnectionError("registry endpoint down")
 
     models.clients = unreachable
@@ -148,17 +168,19 @@ def test_store_keeps_the_model_when_the_registry_is_unreachable(
 
 
 def test_a_due_refresh_never_delays_a_request(
-    aws: tuple[Any, Any], served_model_dir: Path, tmp_path: Path
+    aws: AwsClients, served_model_dir: Path, tmp_path: Path
 ) -> None:
     # GIVEN a served model and a registry that takes 0.5 s to answer
     first = publish(aws, served_model_dir, "slow-v1", status=registry.ApprovalStatus.APPROVED)
     clock = Clock()
-    settings = Settings(model_package_group=GROUP, model_refresh_seconds=30)
+    settings = Settings(
+        model_package_group=GROUP, production_model_param=POINTER, model_refresh_seconds=30
+    )
     models = ModelStore(settings, lambda: aws, clock=clock, cache_dir=tmp_path / "cache")
     assert models.get().info.version == first.version  # the first load waits: nothing to serve
     answered = threading.Event()
 
-    def slow_registry() -> tuple[Any, Any]:
+    def slow_registry() -> AwsClients:
         time.sleep(0.5)
         answered.set()
         return aws

@@ -39,7 +39,16 @@ def fails(event, context):
 def sleeps(event, context):
     import time
     time.sleep(30)
+
+def records(event, context):
+    import boto3, json
+    boto3.client("s3").put_object(
+        Bucket=os.environ["RECORD_BUCKET"], Key="delivered.json", Body=json.dumps(event)
+    )
 """
+
+
+RECORD_BUCKET = "seam-records"
 
 
 def _zip(source: str) -> bytes:
@@ -58,6 +67,7 @@ def lambda_client(aws_emulator: EmbeddedEmulator) -> Any:
         ("seam-probe", "handler", 10),
         ("seam-fails", "fails", 10),
         ("seam-sleeps", "sleeps", 2),
+        ("seam-records", "records", 10),
     ]:
         client.create_function(
             FunctionName=name,
@@ -67,7 +77,12 @@ def lambda_client(aws_emulator: EmbeddedEmulator) -> Any:
             Code={"ZipFile": _zip(HANDLER_CODE)},
             Timeout=timeout,
             MemorySize=512,
-            Environment={"Variables": {"GREETING": "hello from the function's environment"}},
+            Environment={
+                "Variables": {
+                    "GREETING": "hello from the function's environment",
+                    "RECORD_BUCKET": RECORD_BUCKET,
+                }
+            },
         )
     return client
 
@@ -219,3 +234,92 @@ def test_training_seam_runs_the_job_and_drives_its_status(aws_emulator: Embedded
         member = archive.extractfile("model.txt")
         assert member is not None
         assert member.read().decode() == "a,b\n1,2\n3"
+
+
+def test_registry_and_eventbridge_seams_are_what_we_patch(aws_emulator: EmbeddedEmulator) -> None:
+    assert aws_emulator.seams is not None
+    update = aws_emulator.seams.originals["update_model_package"]
+    assert update.__qualname__ == "SageMakerModelBackend.update_model_package"
+    assert list(inspect.signature(update).parameters) == [
+        "self",
+        "model_package_arn",
+        "model_approval_status",
+        "approval_description",
+        "customer_metadata_properties",
+        "customer_metadata_properties_to_remove",
+        "additional_inference_specifications_to_add",
+    ]
+    send = aws_emulator.seams.originals["send_to_targets"]
+    assert send.__qualname__ == "Rule.send_to_targets"
+    assert list(inspect.signature(send).parameters) == ["self", "original_event", "transform_input"]
+
+
+def _package(sagemaker: Any, group: str) -> str:
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    return str(
+        sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            InferenceSpecification={
+                "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus="PendingManualApproval",
+            CustomerMetadataProperties={"dataset_hash": "abc"},
+        )["ModelPackageArn"]
+    )
+
+
+def test_registry_seam_keeps_what_is_not_sent_and_emits_the_state_change_event(
+    aws_emulator: EmbeddedEmulator,
+) -> None:
+    from contracts.names import model_package_state_pattern
+
+    sagemaker, sqs, events = (boto3.client(s) for s in ("sagemaker", "sqs", "events"))
+    group = "seam-registry-group"
+    queue = sqs.create_queue(QueueName="seam-registry-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="seam-registry", EventPattern=json.dumps(model_package_state_pattern(group))
+    )
+    events.put_targets(Rule="seam-registry", Targets=[{"Id": "q", "Arn": queue_arn}])
+    arn = _package(sagemaker, group)
+    # WHEN the status alone changes, as the console does
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    # THEN nothing else changed, and the registry's event reached EventBridge
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["CustomerMetadataProperties"] == {"dataset_hash": "abc"}
+    messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2)["Messages"]
+    event = json.loads(messages[0]["Body"])
+    assert event["detail-type"] == "SageMaker Model Package State Change"
+    assert event["detail"] == {
+        "ModelPackageGroupName": group,
+        "ModelPackageVersion": 1,
+        "ModelPackageArn": arn,
+        "ModelApprovalStatus": "Approved",
+        "ModelPackageStatus": "Completed",
+    }
+    # AND an update that does not change the status emits nothing
+    sagemaker.update_model_package(ModelPackageArn=arn, ApprovalDescription="note")
+    assert not sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages")
+    assert (
+        sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
+    )
+
+
+def test_eventbridge_seam_delivers_to_lambda_targets(
+    aws_emulator: EmbeddedEmulator, lambda_client: Any
+) -> None:
+    s3, events = boto3.client("s3"), boto3.client("events")
+    s3.create_bucket(Bucket=RECORD_BUCKET)
+    target = lambda_client.get_function(FunctionName="seam-records")["Configuration"]["FunctionArn"]
+    events.put_rule(Name="seam-to-lambda", EventPattern=json.dumps({"source": ["facet.probe"]}))
+    events.put_targets(Rule="seam-to-lambda", Targets=[{"Id": "f", "Arn": target}])
+    events.put_events(Entries=[{"Source": "facet.probe", "DetailType": "probe", "Detail": "{}"}])
+    assert aws_emulator.seams is not None
+    aws_emulator.seams.deliveries.wait(timeout=30)
+    delivered = json.loads(s3.get_object(Bucket=RECORD_BUCKET, Key="delivered.json")["Body"].read())
+    assert delivered["source"] == "facet.probe" and delivered["detail-type"] == "probe"

@@ -1,14 +1,17 @@
-"""Build the deployables' code packages: Lambda zips and the training source tarball.
+"""Build the deployables' code packages: the serving Lambda package, Lambda zips, the training
+source tarball. `cdk synth` runs it (infra.assets); the local emulation uses the same zips.
 
-The same package lists (contracts.names) drive the CDK assets, so local functions run the code a
-deployment would ship. Third-party dependencies are not bundled here: locally they come from
-this virtualenv; in the cloud from the Lambda layer and the training image.
+Versions come from one lock, constraints.txt (scripts/lock.py): the serving package and the
+training job's requirements.txt install exactly what the local virtualenv and the images do.
+Which packages make each set is read from pyproject.toml's extras, not restated here.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import tarfile
+import tomllib
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,18 +21,56 @@ from contracts.names import TRAINING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
 
 REPO: Final = Path(__file__).resolve().parents[1]
 _SKIPPED: Final = ("__pycache__", ".pyc")
-TRAINING_REQUIREMENTS: Final = "\n".join(
-    [
-        "numpy>=2.0,<3",
-        "pandas>=2.2,<4",
-        "pyarrow>=16",
-        "scikit-learn==1.9.1",
-        "lightgbm==4.7.0",
-        "pydantic>=2.7,<3",
-        "pydantic-settings>=2.3,<3",
-        "",
-    ]
-)
+CONSTRAINTS: Final = REPO / "constraints.txt"
+PYPROJECT: Final = REPO / "pyproject.toml"
+# What the Lambda runtime provides itself: never shipped in the package.
+LAMBDA_PROVIDED: Final = frozenset({"boto3"})
+_NAME: Final = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions() -> dict[str, str]:
+    """{canonical name: exact version} from constraints.txt."""
+    versions = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            versions[canonical(name)] = version.strip()
+    return versions
+
+
+def extra_names(extra: str) -> list[str]:
+    """The package names of one of pyproject.toml's dependency sets ("" = the core set)."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    specs = project["dependencies"] if not extra else project["optional-dependencies"][extra]
+    return [match.group(1) for spec in specs if (match := _NAME.match(spec))]
+
+
+def pinned(names: Iterable[str]) -> list[str]:
+    """`name==version` for each name, from the lock (a name missing from it is an error)."""
+    versions = locked_versions()
+    names = list(names)
+    missing = [n for n in names if canonical(n) not in versions]
+    if missing:
+        raise KeyError(f"not in constraints.txt: {', '.join(missing)} (run scripts/lock.py)")
+    return [f"{n}=={versions[canonical(n)]}" for n in names]
+
+
+def serving_requirements() -> list[str]:
+    """The serving Lambda package's dependencies: the core set and the serving set."""
+    names = dict.fromkeys([*extra_names(""), *extra_names("serving")])
+    return [n for n in names if canonical(n) not in LAMBDA_PROVIDED]
+
+
+def training_requirements() -> str:
+    """requirements.txt of the training job: the training set and the core set, pinned."""
+    names = dict.fromkeys([*extra_names(""), *extra_names("training")])
+    return "\n".join(pinned(n for n in names if canonical(n) not in {"typer", "boto3"})) + "\n"
+
+
 TRAINING_ENTRY: Final = (
     '"""SageMaker framework-container entry point (sagemaker_program)."""\n'
     "import sys\n\n"
@@ -69,7 +110,7 @@ def training_source_tarball() -> bytes:
             archive.add(path, arcname=path.relative_to(REPO).as_posix())
         for name, text in (
             (TRAINING_ENTRY_SCRIPT, TRAINING_ENTRY),
-            ("requirements.txt", TRAINING_REQUIREMENTS),
+            ("requirements.txt", training_requirements()),
         ):
             data = text.encode()
             info = tarfile.TarInfo(name)
@@ -78,21 +119,11 @@ def training_source_tarball() -> bytes:
     return buffer.getvalue()
 
 
-SERVING_REQUIREMENTS: Final = (
-    "fastapi>=0.115,<1",
-    "mangum==0.22.0",
-    "pydantic>=2.7,<3",
-    "pydantic-settings>=2.3,<3",
-    "numpy>=2.0,<3",
-    "lightgbm==4.7.0",
-    "python-multipart>=0.0.9",
-    "fastapi-swagger==0.4.64",
-)
 LAMBDA_PYTHON: Final = "3.12"
 LAMBDA_PLATFORM: Final = "manylinux2014_x86_64"
 # lightgbm links libgomp, which the Lambda runtime lacks; scikit-learn's manylinux wheel carries a
 # portable copy (glibc >= 2.17). Lambda puts /var/task/lib on LD_LIBRARY_PATH.
-LIBGOMP_SOURCE: Final = "scikit-learn==1.9.1"
+LIBGOMP_SOURCE: Final = "scikit-learn"
 _PRUNED_DIRS: Final = ("tests",)
 
 
@@ -135,10 +166,20 @@ def build_serving_package(target: Path) -> int:
         "--target",
         str(target),
         *_platform_flags(),
-        *SERVING_REQUIREMENTS,
+        "--constraint",
+        str(CONSTRAINTS),
+        *serving_requirements(),
     )
     with tempfile.TemporaryDirectory() as wheels:
-        _pip("download", "--quiet", "--no-deps", "-d", wheels, *_platform_flags(), LIBGOMP_SOURCE)
+        _pip(
+            "download",
+            "--quiet",
+            "--no-deps",
+            "-d",
+            wheels,
+            *_platform_flags(),
+            *pinned([LIBGOMP_SOURCE]),
+        )
         wheel = next(Path(wheels).glob("scikit_learn-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             member = next(
@@ -153,7 +194,24 @@ def build_serving_package(target: Path) -> int:
             shutil.rmtree(path, ignore_errors=True)
     byte_compile(target)
     refresh_code(target)
+    (target / DEPENDENCIES_STAMP).write_text(dependencies_stamp())
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+
+
+DEPENDENCIES_STAMP: Final = ".dependencies.sha256"
+
+
+def dependencies_stamp() -> str:
+    """What the package's dependencies were built from: a change means a rebuild."""
+    import hashlib
+
+    material = "\n".join([*pinned(serving_requirements()), LAMBDA_PYTHON, LAMBDA_PLATFORM])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def dependencies_current(target: Path) -> bool:
+    stamp = target / DEPENDENCIES_STAMP
+    return stamp.exists() and stamp.read_text() == dependencies_stamp()
 
 
 def lambda_python() -> str | None:
@@ -221,11 +279,12 @@ def main() -> None:
     parser.add_argument(
         "--code-only",
         action="store_true",
-        help="Keep the serving package's dependencies if present; refresh code and tarballs.",
+        help="Keep the serving package's dependencies if they are current (their stamp matches "
+        "constraints.txt); refresh code and tarballs.",
     )
     args = parser.parse_args()
     serving = args.out / "lambda" / "serving"
-    if args.code_only and (serving / "fastapi").exists():
+    if args.code_only and dependencies_current(serving):
         refresh_code(serving)
         size = sum(p.stat().st_size for p in serving.rglob("*") if p.is_file())
     else:
