@@ -1,48 +1,72 @@
-# Facet: the three commands a newcomer needs are `make setup`, `make demo` and `make test`.
+# Facet. A newcomer needs two commands, `make demo` and `make test`: each sets up what it needs on
+# first use (and again only when pyproject.toml, constraints.txt or package-lock.json change).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo demo-localstack test lint bench synth assets notebook clean
+# What a set-up machine has, stamped with the files it was built from.
+SETUP_STAMP := $(VENV)/.facet-setup
+LOCALSTACK_STAMP := .venv-localstack/.facet-setup
 
-setup: ## Debian packages if missing, then .venv with every dependency set (torch: the CPU build).
+.PHONY: setup demo demo-localstack test check lint bench synth assets notebook deploy destroy \
+	deploy-delivery clean
+
+$(SETUP_STAMP): pyproject.toml constraints.txt package-lock.json scripts/system-packages.sh
 	./scripts/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt "torch==2.13.0"
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[serving,training,torch,emulation,infra,dev]"
 	npm ci --no-audit --no-fund --silent
+	touch $@
+
+$(LOCALSTACK_STAMP): local_emulation/localstack.py | $(SETUP_STAMP)
 	$(BIN)/python -m local_emulation.localstack install
+	touch $@
 
-demo: ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
-	$(BIN)/facet demo
+setup: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Everything, ahead of time (demo and test do it on first use).
 
-demo-localstack: ## The same against LocalStack in host mode (started if not running).
-	$(BIN)/facet demo --backend localstack
+demo: $(SETUP_STAMP) ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
+	$(BIN)/facet demo $(ARGS)
 
-test: ## Every test suite; pytest's exit 5 (nothing collected) counts as a failure here.
+demo-localstack: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## The same against LocalStack in host mode.
+	$(BIN)/facet demo --backend localstack $(ARGS)
+
+test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
 	$(BIN)/python -m pytest -q || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts training pipeline local_emulation serving infra
 
-lint:
+lint: $(SETUP_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving infra
 
-bench: ## Measured targets, printed (not tests). Needs Debian's wrk for the load figure.
+bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not tests). Needs Debian's wrk.
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_infra.py
 
-synth: ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
-	time npx cdk synth -q
+synth: $(SETUP_STAMP) ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
+	time npx cdk synth -q -c stage=$(STAGE)
 
-assets: ## Build the deployables' code packages under build/ (the CDK app's assets).
+deploy: $(SETUP_STAMP) ## Deploy a stage to the AWS account of your credentials (docs/deploy.md).
+	$(BIN)/python scripts/deploy.py deploy --stage $(STAGE) \
+		$(if $(PIPELINE_IMAGE),--pipeline-image $(PIPELINE_IMAGE)) \
+		$(if $(SERVING_IMAGE),--serving-image $(SERVING_IMAGE))
+
+destroy: $(SETUP_STAMP) ## Delete a stage's stacks (retained resources stay: docs/deploy.md).
+	$(BIN)/python scripts/deploy.py destroy --stage $(STAGE)
+
+deploy-delivery: $(SETUP_STAMP) ## Once per account, by an admin: GitHub OIDC, image repos, roles.
+	$(BIN)/python scripts/deploy.py delivery --repository $(REPOSITORY)
+
+assets: $(SETUP_STAMP) ## Build the deployables' code packages under build/ (the CDK app's assets).
 	$(BIN)/python -m infra.packaging
 
-notebook: ## Rebuild the notebook from its source and execute it (outputs kept for readers), refreshing docs/figures.
+notebook: $(SETUP_STAMP) ## Rebuild the notebook and execute it (outputs kept), refreshing docs/figures.
 	$(BIN)/python docs/notebooks/build_notebook.py
 	$(BIN)/jupyter nbconvert --execute --to notebook --inplace docs/notebooks/model_development.ipynb
 

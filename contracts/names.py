@@ -6,6 +6,8 @@ and the local emulation imports them to provision the same resources in the emul
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -34,9 +36,101 @@ class BucketRole(StrEnum):
     ACCESS_LOGS = "access-logs"
 
 
-def bucket_name(role: BucketRole, account: str, region: str) -> str:
-    """Physical bucket name: the same rule in the cloud (with pseudo-parameters) and locally."""
-    return f"{PROJECT}-{role.value}-{account}-{region}"
+# Deployment stages: each is a separate deployment whose every physical name carries the stage, so
+# that two stages can live in one account. The local emulator is a stage like any other.
+DEFAULT_STAGE: Final = "dev"
+CLOUD_STAGES: Final = ("dev", "staging", "prod")
+_STAGE_NAME: Final = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+
+
+@dataclass(frozen=True)
+class StageNames:
+    """Every physical name of one deployment stage, built here and nowhere else."""
+
+    stage: str = DEFAULT_STAGE
+
+    def __post_init__(self) -> None:
+        if not _STAGE_NAME.match(self.stage):
+            raise ValueError(
+                f"stage {self.stage!r}: 2-10 lower-case letters or digits, starting with a letter"
+            )
+
+    @property
+    def prefix(self) -> str:
+        return f"{PROJECT}-{self.stage}"
+
+    def bucket(self, role: BucketRole, account: str, region: str) -> str:
+        """The same rule in the cloud (with pseudo-parameters) and locally."""
+        return f"{self.prefix}-{role.value}-{account}-{region}"
+
+    def step_function(self, handler: str) -> str:
+        return f"{self.prefix}-{handler.replace('_', '-')}"
+
+    def stack(self, name: str) -> str:
+        """CloudFormation stack name."""
+        return f"{self.prefix}-{name}"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-diamond-price"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-training-pipeline"
+
+    @property
+    def serving_function(self) -> str:
+        return f"{self.prefix}-serving-api"
+
+    @property
+    def api_name(self) -> str:
+        return f"{self.prefix}-price-api"
+
+    @property
+    def usage_plan(self) -> str:
+        return f"{self.prefix}-partners"
+
+    def api_key(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    @property
+    def sagemaker_endpoint(self) -> str:
+        return f"{self.prefix}-price-endpoint"
+
+    @property
+    def training_job_prefix(self) -> str:
+        return self.prefix
+
+    @property
+    def raw_object_rule(self) -> str:
+        return f"{self.prefix}-raw-batch-arrived"
+
+    @property
+    def drift_schedule_rule(self) -> str:
+        return f"{self.prefix}-scheduled-drift-check"
+
+    @property
+    def model_approval_rule(self) -> str:
+        return f"{self.prefix}-model-package-approved"
+
+    @property
+    def local_trigger_queue(self) -> str:
+        return f"{self.prefix}-pipeline-triggers"
+
+    @property
+    def production_parameter(self) -> str:
+        return f"/{PROJECT}/{self.stage}/production-model-package"
+
+    @property
+    def metric_namespace(self) -> str:
+        return f"Facet/{self.stage}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"{self.prefix}-overview"
+
+    def role(self, purpose: str) -> str:
+        return f"{self.prefix}-{purpose}-role"
 
 
 # Object keys inside the zones.
@@ -55,37 +149,19 @@ TRAINING_OUTPUT_PREFIX: Final = "training-jobs/"
 TRAINING_CODE_KEY: Final = "code/training-source.tar.gz"
 
 # SageMaker.
-MODEL_PACKAGE_GROUP: Final = "facet-diamond-price"
 TRAINING_CHANNEL_TRAIN: Final = "train"
 TRAINING_CHANNEL_HOLDOUT: Final = "holdout"
-TRAINING_JOB_PREFIX: Final = "facet-train"
 TRAINING_METRIC_PREFIX: Final = "facet-metric"
-SAGEMAKER_ENDPOINT: Final = "facet-price-endpoint"
 # The serving image locally: the name every package records, which the emulator resolves to
 # this repository's serving code (in AWS: the image asset's ECR URI).
 LOCAL_SERVING_IMAGE: Final = f"{PROJECT}-serving:local"
 
 # Step Functions.
-STATE_MACHINE: Final = "facet-training-pipeline"
 ASL_FILE: Final = "training_pipeline.asl.json"
 
-
-SERVING_FUNCTION: Final = f"{PROJECT}-serving-api"
-API_NAME: Final = f"{PROJECT}-price-api"
+# API Gateway's stage of each deployment's own API: the deployment stage is in the API's name
+# and id, so a client's paths are the same for every deployment.
 API_STAGE: Final = "prod"
-LAMBDA_EXECUTION_ROLE: Final = f"{PROJECT}-lambda-role"
-SAGEMAKER_EXECUTION_ROLE: Final = f"{PROJECT}-sagemaker-role"
-STATES_EXECUTION_ROLE: Final = f"{PROJECT}-states-role"
-
-# EventBridge.
-RAW_OBJECT_RULE: Final = f"{PROJECT}-raw-batch-arrived"
-DRIFT_SCHEDULE_RULE: Final = f"{PROJECT}-scheduled-drift-check"
-MODEL_APPROVAL_RULE: Final = f"{PROJECT}-model-package-approved"
-LOCAL_TRIGGER_QUEUE: Final = f"{PROJECT}-pipeline-triggers"
-
-# SSM parameters.
-PARAM_PREFIX: Final = f"/{PROJECT}"
-PARAM_PRODUCTION_MODEL: Final = f"{PARAM_PREFIX}/production-model-package"
 
 
 class Env(StrEnum):
@@ -111,10 +187,10 @@ class Env(StrEnum):
     SERVING_IMAGE = "FACET_SERVING_IMAGE"
     TRAINING_SOURCE_S3_URI = "FACET_TRAINING_SOURCE_S3_URI"
     STATE_MACHINE_ARN = "FACET_STATE_MACHINE_ARN"
+    STAGE = "FACET_STAGE"
 
 
-# CloudWatch.
-METRIC_NAMESPACE: Final = "Facet"
+# CloudWatch (namespace: StageNames.metric_namespace).
 PRODUCTION_VERSION_METRIC: Final = "ProductionModelVersion"
 # Production's MAPE on each newly arrived labelled batch, and the batch's price level against
 # production (percent): the verdict's evidence, alarmed on in the monitoring stack.
@@ -157,10 +233,6 @@ SERVING_CODE_PACKAGES: Final = ("contracts", "training", "serving")
 TRAINING_CODE_PACKAGES: Final = ("contracts", "training")
 TRAINING_ENTRY_SCRIPT: Final = "train_entry.py"
 SERVING_HANDLER: Final = "serving.handler.handler"
-
-
-def step_function_name(handler: str) -> str:
-    return f"{PROJECT}-{handler.replace('_', '-')}"
 
 
 class PackageMetadata(StrEnum):

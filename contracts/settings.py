@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import names
@@ -89,13 +89,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
+    stage: str = Field(
+        names.DEFAULT_STAGE,
+        validation_alias=Env.STAGE.value,
+        description="The deployment stage; every physical name carries it (StageNames).",
+    )
     data_bucket: str = Field("", validation_alias=Env.DATA_BUCKET.value)
     artifacts_bucket: str = Field("", validation_alias=Env.ARTIFACTS_BUCKET.value)
     model_package_group: str = Field(
-        names.MODEL_PACKAGE_GROUP, validation_alias=Env.MODEL_PACKAGE_GROUP.value
+        "",
+        validation_alias=Env.MODEL_PACKAGE_GROUP.value,
+        description="Default: the stage's (StageNames.model_package_group).",
     )
     production_model_param: str = Field(
-        names.PARAM_PRODUCTION_MODEL, validation_alias=Env.PRODUCTION_MODEL_PARAM.value
+        "",
+        validation_alias=Env.PRODUCTION_MODEL_PARAM.value,
+        description="Default: the stage's (StageNames.production_parameter).",
     )
     model_refresh_seconds: float = Field(
         30.0,
@@ -170,6 +179,20 @@ class Settings(BaseSettings):
         validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
         description="s3:// URI of the training code tarball run by the framework container.",
     )
+
+    @model_validator(mode="after")
+    def _stage_defaults(self) -> Settings:
+        stage = names.StageNames(self.stage)
+        # frozen: set once, while validating
+        if not self.model_package_group:
+            object.__setattr__(self, "model_package_group", stage.model_package_group)
+        if not self.production_model_param:
+            object.__setattr__(self, "production_model_param", stage.production_parameter)
+        return self
+
+    @property
+    def names(self) -> names.StageNames:
+        return names.StageNames(self.stage)
 
     @property
     def cors_origins(self) -> list[str]:

@@ -17,12 +17,14 @@ from typing import Any
 
 from diagrams.aws.compute import ECR, Lambda
 from diagrams.aws.integration import SNS, SQS, Eventbridge, StepFunctions
-from diagrams.aws.management import Cloudwatch, ParameterStore
+from diagrams.aws.management import Cloudformation, Cloudwatch, ParameterStore
 from diagrams.aws.ml import Sagemaker, SagemakerModel, SagemakerTrainingJob
 from diagrams.aws.network import APIGateway
-from diagrams.aws.security import KMS
+from diagrams.aws.security import KMS, IAMRole
 from diagrams.aws.storage import S3
+from diagrams.onprem.ci import GithubActions
 from diagrams.onprem.client import Users
+from diagrams.onprem.vcs import Github
 from diagrams.programming.language import Python
 
 from diagrams import Cluster, Diagram, Edge
@@ -223,11 +225,51 @@ def local_emulation(out_dir: Path) -> None:
         cli >> gateway >> Edge(label="serving.handler") >> registry
 
 
+def delivery(out_dir: Path) -> None:
+    """The delivery pipeline, multi-account variant: staging and prod in separate accounts."""
+    n = RECORDER.node
+    role, repository = "delivery:AWS::IAM::Role", "delivery:AWS::ECR::Repository"
+    stacks = "delivery:AWS::CloudFormation::Stack"
+    with diagram(
+        "delivery",
+        "From a commit to production: GitHub Actions, OIDC, one image, two accounts",
+        out_dir,
+    ):
+        repo = n(Github, "GitHub repository", "external:github")
+        actions = n(GithubActions, "GitHub Actions", "external:actions")
+        with Cluster("staging account (FacetDelivery + stage staging)"):
+            staging_role = n(IAMRole, "facet-github-deploy-staging\n(environment staging)", role)
+            build_role = n(IAMRole, "facet-github-build\n(main branch)", role)
+            images = n(ECR, "facet-pipeline, facet-serving\n(immutable tags)", repository)
+            staging_cfn = n(Cloudformation, "facet-staging-* stacks", stacks)
+            staging_registry = n(
+                SagemakerModel, "model registry (staging)", "AWS::SageMaker::ModelPackageGroup"
+            )
+        with Cluster("prod account (FacetDelivery + stage prod)"):
+            prod_role = n(IAMRole, "facet-github-deploy-prod\n(environment prod, reviewers)", role)
+            prod_cfn = n(Cloudformation, "facet-prod-* stacks", stacks)
+            prod_api = n(APIGateway, "price API (prod)", "AWS::ApiGateway::RestApi")
+        repo >> actions
+        actions >> Edge(label="OIDC") >> build_role >> Edge(label="push once") >> images
+        deploy_staging = Edge(label="cdk deploy (digests)")
+        actions >> Edge(label="OIDC") >> staging_role >> deploy_staging >> staging_cfn
+        deploy_prod = Edge(label="cdk deploy (same digests)")
+        actions >> Edge(label="OIDC, after approval") >> prod_role >> deploy_prod >> prod_cfn
+        pull = Edge(label="pull (cross-account\nrepository policy)", style="dashed")
+        prod_cfn >> pull >> images
+        prod_cfn >> prod_api
+        shared = Edge(
+            label="approved package (cross-account\nregistry and artifacts access)", style="dashed"
+        )
+        prod_api >> shared >> staging_registry
+
+
 DIAGRAMS: dict[str, Callable[[Path], None]] = {
     "system_overview": system_overview,
     "training_pipeline": training_pipeline,
     "serving_path": serving_path,
     "local_emulation": local_emulation,
+    "delivery": delivery,
 }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_cdk import App, Environment
+
+from contracts.names import DEFAULT_STAGE, StageNames
+from infra.stages import PROFILES, StageProfile
 
 
 def _flag(value: Any) -> bool:
@@ -19,32 +22,46 @@ def _origins(value: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class PushedImages:
+    """Images the delivery pipeline built once and pushed (by digest); None: build at synth."""
+
+    pipeline: str | None = None
+    serving: str | None = None
+
+
+@dataclass(frozen=True)
 class DeploymentConfig:
     account: str
     region: str
     stage: str
     serving_endpoint: bool
-    reserved_concurrency: int
-    provisioned_concurrency: int
-    api_throttle_rate: float
-    api_throttle_burst: int
     alarm_email: str
-    cors_origins: tuple[str, ...]
+    profile: StageProfile
+    images: PushedImages
+
+    @property
+    def names(self) -> StageNames:
+        return StageNames(self.stage)
 
     @classmethod
     def from_app(cls, app: App) -> DeploymentConfig:
         context = app.node.try_get_context
+        stage = str(context("stage") or DEFAULT_STAGE)
+        if stage not in PROFILES:
+            raise ValueError(f"-c stage={stage}: one of {', '.join(PROFILES)}")
+        profile = PROFILES[stage]
+        origins = _origins(context("corsAllowedOrigins"))
         return cls(
             account=str(context("account") or ""),
             region=str(context("region") or ""),
-            stage=str(context("stage") or "prod"),
+            stage=stage,
             serving_endpoint=_flag(context("servingEndpoint")),
-            reserved_concurrency=int(context("reservedConcurrency") or 0),
-            provisioned_concurrency=int(context("provisionedConcurrency") or 0),
-            api_throttle_rate=float(context("apiThrottleRate") or 100),
-            api_throttle_burst=int(context("apiThrottleBurst") or 200),
             alarm_email=str(context("alarmEmail") or ""),
-            cors_origins=_origins(context("corsAllowedOrigins")),
+            profile=replace(profile, cors_origins=origins) if origins else profile,
+            images=PushedImages(
+                pipeline=str(context("pipelineImage") or "") or None,
+                serving=str(context("servingImage") or "") or None,
+            ),
         )
 
     @property

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts.names import BucketRole, Zone, bucket_name
-from infra import lifecycle
+from contracts.names import BucketRole, StageNames, Zone
+from infra.lifecycle import Lifecycle
 from infra.nag import Nag
 
 
 class DataLake(Construct):
     """Encrypted, versioned, TLS-only buckets with access logs and EventBridge notifications."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: StageNames,
+        data: Lifecycle,
+        keys: Lifecycle,
+    ) -> None:
         super().__init__(scope, construct_id)
+        self.names, self.data = names, data
         self.key = kms.Key(
             self,
             "LakeKey",
-            description="Facet data lake and model artifacts",
+            description=f"Facet {names.stage}: data lake and model artifacts",
             enable_key_rotation=True,
-            removal_policy=lifecycle.KEYS.policy,
+            removal_policy=keys.policy,
+            pending_window=Duration.days(7) if keys.policy is RemovalPolicy.DESTROY else None,
         )
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
-            bucket_name=bucket_name(BucketRole.ACCESS_LOGS, Aws.ACCOUNT_ID, Aws.REGION),
+            bucket_name=names.bucket(BucketRole.ACCESS_LOGS, Aws.ACCOUNT_ID, Aws.REGION),
             # S3 server access logs cannot be delivered to an SSE-KMS bucket.
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -37,7 +47,8 @@ class DataLake(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))
             ],
-            removal_policy=lifecycle.DATA.policy,
+            removal_policy=data.policy,
+            auto_delete_objects=data.policy is RemovalPolicy.DESTROY,
         )
         Nag(self.access_logs).acknowledge(
             id="AwsSolutions-S1",
@@ -92,7 +103,7 @@ class DataLake(Construct):
         return s3.Bucket(
             self,
             construct_id,
-            bucket_name=bucket_name(role, Aws.ACCOUNT_ID, Aws.REGION),
+            bucket_name=self.names.bucket(role, Aws.ACCOUNT_ID, Aws.REGION),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
@@ -103,14 +114,24 @@ class DataLake(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{role.value}/",
             lifecycle_rules=lifecycle_rules,
-            removal_policy=lifecycle.DATA.policy,
+            removal_policy=self.data.policy,
+            auto_delete_objects=self.data.policy is RemovalPolicy.DESTROY,
         )
 
 
 class DataLakeStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: StageNames,
+        data: Lifecycle,
+        keys: Lifecycle,
+        **kwargs: object,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        self.lake = DataLake(self, "DataLake")
+        self.lake = DataLake(self, "DataLake", names=names, data=data, keys=keys)
         Nag(self).acknowledge(
             id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
             reason="CDK's bucket-notification custom resource (turns on EventBridge "

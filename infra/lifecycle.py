@@ -1,7 +1,8 @@
 """What happens to each stateful resource when a stack is deleted, decided once, with the reason.
 
-Every stateful resource applies its policy from here; docs/architecture.md ("Deletion and
-redeploy") lists the same table; tests/infra/test_stacks.py checks the templates against it.
+The same for every stage here; the data and its keys depend on the stage (infra/stages.py).
+docs/architecture.md ("Deletion and redeploy") lists the table; tests/infra/test_stacks.py checks
+the templates against it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,6 @@ class Lifecycle:
     why: str
 
 
-DATA: Final = Lifecycle(
-    RemovalPolicy.RETAIN,
-    "appraisals, datasets, reports and model artifacts outlive any deployment; the registry's "
-    "packages point at the artifacts",
-)
-KEYS: Final = Lifecycle(
-    RemovalPolicy.RETAIN, "a deleted key makes every object it encrypted unreadable"
-)
 MODEL_REGISTRY: Final = Lifecycle(
     RemovalPolicy.RETAIN,
     "every model's lineage and decision; CloudFormation cannot delete a group that still holds "

@@ -12,7 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from contracts.names import MODEL_APPROVAL_RULE, MODEL_PACKAGE_GROUP, model_package_state_pattern
+from contracts.names import StageNames, model_package_state_pattern
 from infra import lifecycle
 from infra.dead_letters import DeadLetters
 
@@ -26,6 +26,7 @@ class ModelRegistry(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         deploy_function: lambda_.IFunction,
         alarm_topic: sns.ITopic,
     ) -> None:
@@ -33,15 +34,15 @@ class ModelRegistry(Construct):
         self.group = sagemaker.CfnModelPackageGroup(
             self,
             "Group",
-            model_package_group_name=MODEL_PACKAGE_GROUP,
+            model_package_group_name=names.model_package_group,
             model_package_group_description="Facet diamond price models",
         )
         self.group.apply_removal_policy(lifecycle.MODEL_REGISTRY.policy)
-        pattern: dict[str, Any] = model_package_state_pattern(MODEL_PACKAGE_GROUP)
+        pattern: dict[str, Any] = model_package_state_pattern(names.model_package_group)
         self.approval_rule = events.Rule(
             self,
             "PackageStateChanged",
-            rule_name=MODEL_APPROVAL_RULE,
+            rule_name=names.model_approval_rule,
             description="A Facet model package was approved or rejected: re-point production.",
             event_pattern=events.EventPattern(
                 source=pattern["source"],
@@ -73,11 +74,16 @@ class ModelRegistryStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         deploy_function: lambda_.IFunction,
         alarm_topic: sns.ITopic,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.registry = ModelRegistry(
-            self, "ModelRegistry", deploy_function=deploy_function, alarm_topic=alarm_topic
+            self,
+            "ModelRegistry",
+            names=names,
+            deploy_function=deploy_function,
+            alarm_topic=alarm_topic,
         )

@@ -12,11 +12,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.names import (
-    METRIC_NAMESPACE,
     PRICE_SHIFT_METRIC,
     PRODUCTION_ERROR_ON_BATCH_METRIC,
     PRODUCTION_VERSION_METRIC,
-    PROJECT,
+    StageNames,
 )
 from contracts.settings import GatePolicy, VerdictPolicy
 
@@ -31,10 +30,13 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         api: apigateway.RestApi,
         serving_function: lambda_.IFunction,
         state_machine: sfn.IStateMachine,
         alarm_topic: sns.ITopic,
+        api_latency_alarm_ms: int,
+        api_5xx_alarm: int,
     ) -> None:
         super().__init__(scope, construct_id)
         period = Duration.minutes(5)
@@ -47,29 +49,27 @@ class Monitoring(Construct):
             api.metric_server_error(period=period, label="5xx"),
         ]
         production = cloudwatch.Metric(
-            namespace=METRIC_NAMESPACE,
+            namespace=names.metric_namespace,
             metric_name=PRODUCTION_VERSION_METRIC,
             statistic="Maximum",
             period=Duration.hours(1),
             label="production model version",
         )
         batch_error = cloudwatch.Metric(
-            namespace=METRIC_NAMESPACE,
+            namespace=names.metric_namespace,
             metric_name=PRODUCTION_ERROR_ON_BATCH_METRIC,
             statistic="Maximum",
             period=Duration.days(1),
             label="production MAPE on the newest batch (%)",
         )
         price_shift = cloudwatch.Metric(
-            namespace=METRIC_NAMESPACE,
+            namespace=names.metric_namespace,
             metric_name=PRICE_SHIFT_METRIC,
             statistic="Average",
             period=Duration.days(1),
             label="price level of new batches vs production (%)",
         )
-        self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{PROJECT}-overview"
-        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=names.dashboard)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Price API latency (ms)", left=latency, width=8),
             cloudwatch.GraphWidget(title="Price API errors", left=errors, width=8),
@@ -118,14 +118,14 @@ class Monitoring(Construct):
                 "Api5xx",
                 "The price API returns server errors.",
                 api.metric_server_error(period=period, statistic="Sum"),
-                5,
+                api_5xx_alarm,
                 1,
             ),
             (
                 "ApiLatencyP99",
-                "p99 latency of the price API is above 1 s.",
+                f"p99 latency of the price API is above {api_latency_alarm_ms} ms.",
                 api.metric_latency(statistic="p99", period=period),
-                1000,
+                api_latency_alarm_ms,
                 3,
             ),
             (
@@ -187,18 +187,24 @@ class MonitoringStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         api: apigateway.RestApi,
         serving_function: lambda_.IFunction,
         state_machine: sfn.IStateMachine,
         alarm_topic: sns.ITopic,
+        api_latency_alarm_ms: int,
+        api_5xx_alarm: int,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.monitoring = Monitoring(
             self,
             "Monitoring",
+            names=names,
             api=api,
             serving_function=serving_function,
             state_machine=state_machine,
             alarm_topic=alarm_topic,
+            api_latency_alarm_ms=api_latency_alarm_ms,
+            api_5xx_alarm=api_5xx_alarm,
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aws_cdk import Acknowledgment, Aws, Validations
 from constructs import IConstruct
 
-from contracts.names import BucketRole, bucket_name
+from contracts.names import TRAINING_OUTPUT_PREFIX, BucketRole, StageNames
 
 
 class Nag:
@@ -43,15 +43,38 @@ def _pair(template: str) -> ScopedArn:
     return ScopedArn(value, rendered)
 
 
-def bucket_objects(role: BucketRole, prefix: str) -> ScopedArn:
-    """Objects under a prefix of one of the project's buckets (names from contracts.names)."""
-    name = bucket_name(role, "{account}", "{region}")
+def bucket_objects(names: StageNames, role: BucketRole, prefix: str) -> ScopedArn:
+    """Objects under a prefix of one of the stage's buckets (names from contracts.names)."""
+    name = names.bucket(role, "{account}", "{region}")
     return _pair(f"arn:{{partition}}:s3:::{name}/{prefix}*")
 
 
-def bucket(role: BucketRole) -> ScopedArn:
-    return _pair(f"arn:{{partition}}:s3:::{bucket_name(role, '{account}', '{region}')}")
+def bucket(names: StageNames, role: BucketRole) -> ScopedArn:
+    return _pair(f"arn:{{partition}}:s3:::{names.bucket(role, '{account}', '{region}')}")
 
 
 def service_arn(service: str, resource: str) -> ScopedArn:
     return _pair(f"arn:{{partition}}:{service}:{{region}}:{{account}}:{resource}")
+
+
+@dataclass(frozen=True)
+class StageArns:
+    """The scoped ARNs the stage's policies grant, each with its cdk-nag rendering."""
+
+    names: StageNames
+
+    @property
+    def group(self) -> ScopedArn:
+        return service_arn("sagemaker", f"model-package-group/{self.names.model_package_group}")
+
+    @property
+    def packages(self) -> ScopedArn:
+        return service_arn("sagemaker", f"model-package/{self.names.model_package_group}/*")
+
+    @property
+    def training_jobs(self) -> ScopedArn:
+        return service_arn("sagemaker", f"training-job/{self.names.training_job_prefix}-*")
+
+    @property
+    def model_artifacts(self) -> ScopedArn:
+        return bucket_objects(self.names, BucketRole.ARTIFACTS, TRAINING_OUTPUT_PREFIX)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,40 +24,33 @@ from contracts.api import (
     gateway_error_template,
 )
 from contracts.names import (
-    API_NAME,
-    MODEL_PACKAGE_GROUP,
-    SAGEMAKER_ENDPOINT,
-    SERVING_FUNCTION,
+    API_STAGE,
     SERVING_HANDLER,
     BucketRole,
     Env,
+    StageNames,
     Zone,
 )
 from contracts.schema import Diamond
 from infra import lifecycle
 from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
-from infra.nag import Nag, bucket_objects, service_arn
-from infra.training_pipeline import (
-    MODEL_ARTIFACTS,
-    PACKAGES_ARN,
-    REASONS,
-    acknowledge_common,
-    registry_read,
-)
+from infra.images import ContainerImage
+from infra.nag import Nag, StageArns, bucket_objects, service_arn
+from infra.training_pipeline import REASONS, acknowledge_common, registry_read
 
 SERVING_MEMORY = 1024
 
 
 @dataclass(frozen=True)
 class ApiOptions:
-    """What a deployment may tune about the price API (from the CDK context)."""
+    """What a deployment stage tunes about the price API (infra/stages.py)."""
 
-    stage: str
     throttle_rate: float
     throttle_burst: int
     reserved_concurrency: int
     provisioned_concurrency: int
+    log_retention: logs.RetentionDays
     cors_origins: tuple[str, ...] = ()
 
 
@@ -106,16 +98,18 @@ class PriceApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         lake: DataLake,
         options: ApiOptions,
         production_parameter: ssm.IStringParameter,
     ) -> None:
         super().__init__(scope, construct_id)
-        stage = options.stage
+        stage = API_STAGE
+        arns = StageArns(names)
         self.function = lambda_.Function(
             self,
             "Function",
-            function_name=SERVING_FUNCTION,
+            function_name=names.serving_function,
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.X86_64,
             handler=SERVING_HANDLER,
@@ -126,7 +120,8 @@ class PriceApi(Construct):
             reserved_concurrent_executions=options.reserved_concurrency or None,
             environment={
                 Env.DATA_BUCKET.value: lake.bucket.bucket_name,
-                Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
+                Env.STAGE.value: names.stage,
+                Env.MODEL_PACKAGE_GROUP.value: names.model_package_group,
                 Env.PRODUCTION_MODEL_PARAM.value: production_parameter.parameter_name,
                 Env.MODEL_REFRESH_SECONDS.value: "30",
                 Env.API_STAGE.value: stage,
@@ -137,23 +132,23 @@ class PriceApi(Construct):
             log_group=logs.LogGroup(
                 self,
                 "FunctionLogs",
-                log_group_name=f"/aws/lambda/{SERVING_FUNCTION}",
-                retention=logs.RetentionDays.THREE_MONTHS,
+                log_group_name=f"/aws/lambda/{names.serving_function}",
+                retention=options.log_retention,
                 removal_policy=lifecycle.OPERATIONAL.policy,
             ),
         )
-        inference_logs = bucket_objects(BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
+        inference_logs = bucket_objects(names, BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
         production_parameter.grant_read(self.function)
-        self.function.add_to_role_policy(registry_read())
+        self.function.add_to_role_policy(registry_read(arns))
         self.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[arns.model_artifacts.value])
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[inference_logs.value])
         )
         nag = Nag(self.function)
-        nag.wildcard(PACKAGES_ARN, REASONS["packages"])
-        nag.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+        nag.wildcard(arns.packages, REASONS["packages"])
+        nag.wildcard(arns.model_artifacts, REASONS["artifacts"])
         nag.wildcard(
             inference_logs,
             "Inference logs are written as inference/date=<day>/<time>-<id>.csv; "
@@ -192,7 +187,7 @@ class PriceApi(Construct):
         self.api = apigateway.RestApi(
             self,
             "Api",
-            rest_api_name=API_NAME,
+            rest_api_name=names.api_name,
             description="Facet diamond prices: POST /v1/prices, /v1/prices/batch; GET "
             "/v1/model, /v1/models (API key); web page at /, docs at /docs",
             binary_media_types=["multipart/form-data", "text/csv"],
@@ -267,7 +262,7 @@ class PriceApi(Construct):
             )
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan",
-            name="facet-partners",
+            name=names.usage_plan,
             throttle=apigateway.ThrottleSettings(
                 rate_limit=options.throttle_rate / 2,
                 burst_limit=max(1, options.throttle_burst // 2),
@@ -275,9 +270,18 @@ class PriceApi(Construct):
             quota=apigateway.QuotaSettings(limit=1_000_000, period=apigateway.Period.MONTH),
         )
         self.usage_plan.add_api_stage(stage=self.api.deployment_stage)
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="The price API's base URL")
         for name in API_KEYS:
-            self.usage_plan.add_api_key(
-                self.api.add_api_key(name.title().replace("-", ""), api_key_name=f"facet-{name}")
+            key = self.api.add_api_key(
+                name.title().replace("-", ""), api_key_name=names.api_key(name)
+            )
+            self.usage_plan.add_api_key(key)
+            CfnOutput(
+                self,
+                f"{name.title().replace('-', '')}KeyId",
+                value=key.key_id,
+                description=f"API key {names.api_key(name)}: aws apigateway get-api-key "
+                "--include-value --api-key <this id>",
             )
         acknowledge_api(self)
 
@@ -318,23 +322,25 @@ class SageMakerEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         lake: DataLake,
         production_parameter: ssm.IStringParameter,
-        image: ecr_assets.DockerImageAsset,
+        image: ContainerImage,
     ) -> None:
         super().__init__(scope, construct_id)
+        arns = StageArns(names)
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Facet SageMaker endpoint",
         )
-        image.repository.grant_pull(role)
-        inference_logs = bucket_objects(BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
-        role.add_to_policy(registry_read())
+        image.grant_pull(role)
+        inference_logs = bucket_objects(names, BucketRole.DATA_LAKE, Zone.INFERENCE.prefix())
+        role.add_to_policy(registry_read(arns))
         production_parameter.grant_read(role)
         role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[arns.model_artifacts.value])
         )
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[inference_logs.value])
@@ -355,10 +361,11 @@ class SageMakerEndpoint(Construct):
             "Model",
             execution_role_arn=role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image.image_uri,
+                image=image.uri,
                 environment={
                     Env.DATA_BUCKET.value: lake.bucket.bucket_name,
-                    Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
+                    Env.STAGE.value: names.stage,
+                    Env.MODEL_PACKAGE_GROUP.value: names.model_package_group,
                     Env.PRODUCTION_MODEL_PARAM.value: production_parameter.parameter_name,
                     Env.MODEL_REFRESH_SECONDS.value: "60",
                 },
@@ -381,12 +388,12 @@ class SageMakerEndpoint(Construct):
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=SAGEMAKER_ENDPOINT,
+            endpoint_name=names.sagemaker_endpoint,
             endpoint_config_name=config.attr_endpoint_config_name,
         )
         validations = Nag(self)
-        validations.wildcard(PACKAGES_ARN, REASONS["packages"])
-        validations.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+        validations.wildcard(arns.packages, REASONS["packages"])
+        validations.wildcard(arns.model_artifacts, REASONS["artifacts"])
         validations.wildcard(
             inference_logs, "Inference logs are written as inference/date=<day>/<time>-<id>.csv."
         )
@@ -423,10 +430,11 @@ class ServingStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         lake: DataLake,
         options: ApiOptions,
         production_parameter: ssm.IStringParameter,
-        serving_image: ecr_assets.DockerImageAsset,
+        serving_image: ContainerImage,
         serving_endpoint: bool,
         **kwargs: object,
     ) -> None:
@@ -434,6 +442,7 @@ class ServingStack(Stack):
         self.price_api = PriceApi(
             self,
             "PriceApi",
+            names=names,
             lake=lake,
             options=options,
             production_parameter=production_parameter,
@@ -442,6 +451,7 @@ class ServingStack(Stack):
             SageMakerEndpoint(
                 self,
                 "SageMakerEndpoint",
+                names=names,
                 lake=lake,
                 production_parameter=production_parameter,
                 image=serving_image,

@@ -27,29 +27,22 @@ from contracts.names import (
     BATCHES_PREFIX,
     DATASETS_PREFIX,
     DRIFT_SCHEDULE_EXPRESSION,
-    DRIFT_SCHEDULE_RULE,
     HOLDOUT_KEY,
     LEDGER_PREFIX,
-    METRIC_NAMESPACE,
-    MODEL_PACKAGE_GROUP,
-    PARAM_PRODUCTION_MODEL,
     PIPELINE_HANDLER_MODULE,
-    PROJECT,
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
-    RAW_OBJECT_RULE,
     RECENT_HOLDOUTS_PREFIX,
     REFERENCE_DATASET_KEY,
     SCHEDULE_EVENT_INPUT,
-    STATE_MACHINE,
     STEP_FUNCTIONS,
     TRAINING_OUTPUT_PREFIX,
     AslSubstitution,
     BucketRole,
     Env,
+    StageNames,
     Zone,
     raw_object_event_pattern,
-    step_function_name,
 )
 from contracts.pointer import ProductionPointer
 from infra import lifecycle
@@ -61,19 +54,18 @@ from infra.assets import (
     SERVING_IMAGE_DOCKERFILE,
     TRAINING_SOURCE,
 )
+from infra.config import PushedImages
 from infra.data_lake import DataLake
 from infra.dead_letters import DeadLetters
-from infra.nag import Nag, ScopedArn, bucket, bucket_objects, service_arn
+from infra.images import ContainerImage
+from infra.nag import Nag, ScopedArn, StageArns, bucket, bucket_objects, service_arn
+from infra.stages import StageProfile
 from infra.training_image import TRAINING_INSTANCE_TYPE, training_image_uri
 
 PIPELINE_LAMBDA_MEMORY = 3008
 PIPELINE_LAMBDA_TIMEOUT = Duration.minutes(10)
 TRAINING_POLL_SECONDS = 30
 TRAINING_MAX_SECONDS = 3600
-GROUP_ARN = service_arn("sagemaker", f"model-package-group/{MODEL_PACKAGE_GROUP}")
-PACKAGES_ARN = service_arn("sagemaker", f"model-package/{MODEL_PACKAGE_GROUP}/*")
-TRAINING_JOBS_ARN = service_arn("sagemaker", f"training-job/{PROJECT}-*")
-MODEL_ARTIFACTS = bucket_objects(BucketRole.ARTIFACTS, TRAINING_OUTPUT_PREFIX)
 REASONS = {
     "prefix": "Objects have generated names (batch stamps, dataset hashes, execution "
     "names) under one zone "
@@ -83,7 +75,7 @@ REASONS = {
     "artifacts": "SageMaker writes each job's model.tar.gz under "
     "training-jobs/<job>/output/; the grant covers that prefix only.",
     "jobs": "Training job names are generated per run "
-    "(facet-<time>-<dataset>-<run>); the grant covers the facet- prefix only.",
+    "(facet-<stage>-<time>-<dataset>-<run>); the grant covers the stage's prefix only.",
     "kms": "CDK's encrypt/decrypt grant on the lake's customer key includes the data-key actions.",
     "metrics": "cloudwatch:PutMetricData has no resource ARN; a condition limits it "
     "to one namespace.",
@@ -92,14 +84,14 @@ REASONS = {
 }
 
 
-def registry_read() -> iam.PolicyStatement:
+def registry_read(arns: StageArns) -> iam.PolicyStatement:
     return iam.PolicyStatement(
         actions=[
             "sagemaker:ListModelPackages",
             "sagemaker:DescribeModelPackage",
             "sagemaker:DescribeModelPackageGroup",
         ],
-        resources=[GROUP_ARN.value, PACKAGES_ARN.value],
+        resources=[arns.group.value, arns.packages.value],
     )
 
 
@@ -189,15 +181,25 @@ STEP_GRANTS = {
 
 class TrainingPipeline(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, lake: DataLake, alarm_email: str = ""
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: StageNames,
+        lake: DataLake,
+        profile: StageProfile,
+        images: PushedImages,
+        alarm_email: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
-        self.lake = lake
+        self.lake, self.names, self.profile = lake, names, profile
+        self.log_retention = profile.log_retention
+        self.arns = StageArns(names)
         self.source = s3_assets.Asset(self, "TrainingSource", path=str(TRAINING_SOURCE))
         self.production_parameter = ssm.StringParameter(
             self,
             "ProductionModel",
-            parameter_name=PARAM_PRODUCTION_MODEL,
+            parameter_name=names.production_parameter,
             string_value=ProductionPointer().to_json(),
             description="The model package in production; written only by the deploy function, "
             "on the registry's state-change events (pipeline/promotion.py).",
@@ -206,24 +208,27 @@ class TrainingPipeline(Construct):
         self.training_role = self._training_role()
         # The image every registered package names: deployable as-is to a SageMaker endpoint or
         # a batch transform job (the same serving code, answering /ping and /invocations).
-        self.serving_image = ecr_assets.DockerImageAsset(
-            self,
-            "ServingImage",
-            directory=str(REPO),
-            file=SERVING_IMAGE_DOCKERFILE,
-            exclude=IMAGE_CONTEXT_EXCLUDES,
-            platform=ecr_assets.Platform.LINUX_AMD64,
+        self.serving_image = ContainerImage(
+            self, "ServingImage", dockerfile=SERVING_IMAGE_DOCKERFILE, pushed=images.serving
+        )
+        self.pipeline_image = (
+            ContainerImage(
+                self, "PipelineImage", dockerfile=PIPELINE_IMAGE_DOCKERFILE, pushed=images.pipeline
+            )
+            if images.pipeline
+            else None
         )
         environment = {
             Env.DATA_BUCKET.value: lake.bucket.bucket_name,
             Env.ARTIFACTS_BUCKET.value: lake.artifacts.bucket_name,
-            Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP,
-            Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
+            Env.STAGE.value: names.stage,
+            Env.MODEL_PACKAGE_GROUP.value: names.model_package_group,
+            Env.PRODUCTION_MODEL_PARAM.value: names.production_parameter,
             Env.TRAINING_POLL_SECONDS.value: str(TRAINING_POLL_SECONDS),
             Env.TRAINING_MAX_SECONDS.value: str(TRAINING_MAX_SECONDS),
             Env.TRAINING_SOURCE_S3_URI.value: self.source.s3_object_url,
             Env.LOG_LEVEL.value: "INFO",
-            Env.SERVING_IMAGE.value: self.serving_image.image_uri,
+            Env.SERVING_IMAGE.value: self.serving_image.uri,
         }
         self.dead_letters = DeadLetters(
             self,
@@ -251,13 +256,13 @@ class TrainingPipeline(Construct):
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
-            retention=logs.RetentionDays.THREE_MONTHS,
+            retention=self.log_retention,
             removal_policy=lifecycle.OPERATIONAL.policy,
         )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=STATE_MACHINE,
+            state_machine_name=self.names.state_machine,
             definition_body=sfn.DefinitionBody.from_file(str(ASL_PATH)),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(
@@ -303,7 +308,7 @@ class TrainingPipeline(Construct):
             "AlarmsKey",
             description="Facet: encrypts the alarm topic; CloudWatch may use it to publish.",
             enable_key_rotation=True,
-            removal_policy=lifecycle.KEYS.policy,
+            removal_policy=self.profile.keys.policy,
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -330,17 +335,21 @@ class TrainingPipeline(Construct):
 
     def _step_function(self, handler: str, environment: dict[str, str]) -> lambda_.Function:
         grants = STEP_GRANTS[handler]
-        name = step_function_name(handler)
+        name = self.names.step_function(handler)
         function = lambda_.DockerImageFunction(
             self,
             handler.title().replace("_", ""),
             function_name=name,
-            code=lambda_.DockerImageCode.from_image_asset(
-                directory=str(REPO),
-                file=PIPELINE_IMAGE_DOCKERFILE,
-                cmd=[f"{PIPELINE_HANDLER_MODULE}.{handler}"],
-                exclude=IMAGE_CONTEXT_EXCLUDES,
-                platform=ecr_assets.Platform.LINUX_AMD64,
+            code=(
+                self.pipeline_image.lambda_code(f"{PIPELINE_HANDLER_MODULE}.{handler}")
+                if self.pipeline_image is not None
+                else lambda_.DockerImageCode.from_image_asset(
+                    directory=str(REPO),
+                    file=PIPELINE_IMAGE_DOCKERFILE,
+                    cmd=[f"{PIPELINE_HANDLER_MODULE}.{handler}"],
+                    exclude=IMAGE_CONTEXT_EXCLUDES,
+                    platform=ecr_assets.Platform.LINUX_AMD64,
+                )
             ),
             memory_size=PIPELINE_LAMBDA_MEMORY,
             timeout=PIPELINE_LAMBDA_TIMEOUT,
@@ -354,15 +363,15 @@ class TrainingPipeline(Construct):
                 self,
                 f"{handler}Logs",
                 log_group_name=f"/aws/lambda/{name}",
-                retention=logs.RetentionDays.THREE_MONTHS,
+                retention=self.log_retention,
                 removal_policy=lifecycle.OPERATIONAL.policy,
             ),
         )
         nag = Nag(function)
-        lake_bucket = bucket(BucketRole.DATA_LAKE)
+        lake_bucket = bucket(self.names, BucketRole.DATA_LAKE)
 
         def objects(actions_: list[str], prefixes: tuple[str, ...]) -> None:
-            arns = [bucket_objects(BucketRole.DATA_LAKE, prefix) for prefix in prefixes]
+            arns = [bucket_objects(self.names, BucketRole.DATA_LAKE, p) for p in prefixes]
             function.add_to_role_policy(
                 iam.PolicyStatement(actions=actions_, resources=[a.value for a in arns])
             )
@@ -384,12 +393,14 @@ class TrainingPipeline(Construct):
             objects(["s3:DeleteObject"], grants.delete)
         if grants.artifacts_read:
             function.add_to_role_policy(
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[MODEL_ARTIFACTS.value])
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[self.arns.model_artifacts.value]
+                )
             )
-            nag.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+            nag.wildcard(self.arns.model_artifacts, REASONS["artifacts"])
         if grants.registry_read or grants.registry_write:
-            function.add_to_role_policy(registry_read())
-            nag.wildcard(PACKAGES_ARN, REASONS["packages"])
+            function.add_to_role_policy(registry_read(self.arns))
+            nag.wildcard(self.arns.packages, REASONS["packages"])
         if grants.registry_write:
             function.add_to_role_policy(
                 iam.PolicyStatement(
@@ -398,16 +409,17 @@ class TrainingPipeline(Construct):
                         "sagemaker:UpdateModelPackage",
                         "sagemaker:AddTags",
                     ],
-                    resources=[GROUP_ARN.value, PACKAGES_ARN.value],
+                    resources=[self.arns.group.value, self.arns.packages.value],
                 )
             )
         if grants.describe_training:
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["sagemaker:DescribeTrainingJob"], resources=[TRAINING_JOBS_ARN.value]
+                    actions=["sagemaker:DescribeTrainingJob"],
+                    resources=[self.arns.training_jobs.value],
                 )
             )
-            nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
+            nag.wildcard(self.arns.training_jobs, REASONS["jobs"])
         if grants.production_parameter:
             self.production_parameter.grant_write(function)
         if grants.production_parameter or grants.production_read:
@@ -417,7 +429,9 @@ class TrainingPipeline(Construct):
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}},
+                    conditions={
+                        "StringEquals": {"cloudwatch:namespace": self.names.metric_namespace}
+                    },
                 )
             )
         self.lake.key.grant_encrypt_decrypt(function)
@@ -445,8 +459,8 @@ class TrainingPipeline(Construct):
         )
         nag = Nag(role)
         inputs = [
-            bucket_objects(BucketRole.DATA_LAKE, DATASETS_PREFIX),
-            bucket_objects(BucketRole.DATA_LAKE, HOLDOUT),
+            bucket_objects(self.names, BucketRole.DATA_LAKE, DATASETS_PREFIX),
+            bucket_objects(self.names, BucketRole.DATA_LAKE, HOLDOUT),
         ]
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[a.value for a in inputs])
@@ -454,12 +468,14 @@ class TrainingPipeline(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
-                resources=[bucket(BucketRole.DATA_LAKE).value],
+                resources=[bucket(self.names, BucketRole.DATA_LAKE).value],
                 conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*", f"{HOLDOUT}*"]}},
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[MODEL_ARTIFACTS.value])
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[self.arns.model_artifacts.value]
+            )
         )
         # The training code: one object, the source tarball asset.
         role.add_to_policy(
@@ -494,7 +510,7 @@ class TrainingPipeline(Construct):
                 "Training reads every object of one dataset version (content-hashed "
                 "folder) and of the frozen holdout.",
             )
-        nag.wildcard(MODEL_ARTIFACTS, REASONS["artifacts"])
+        nag.wildcard(self.arns.model_artifacts, REASONS["artifacts"])
         nag.wildcard(
             training_logs,
             "SageMaker names a log stream per training job inside this one log group.",
@@ -512,7 +528,7 @@ class TrainingPipeline(Construct):
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:AddTags",
                 ],
-                resources=[TRAINING_JOBS_ARN.value],
+                resources=[self.arns.training_jobs.value],
             )
         )
         self.state_machine.add_to_role_policy(
@@ -523,7 +539,7 @@ class TrainingPipeline(Construct):
             )
         )
         nag = Nag(self.state_machine)
-        nag.wildcard(TRAINING_JOBS_ARN, REASONS["jobs"])
+        nag.wildcard(self.arns.training_jobs, REASONS["jobs"])
         acknowledge_common(nag, kms=False, basic=False)
         stack = Stack.of(self)
         for function in self.functions.values():
@@ -538,7 +554,7 @@ class TrainingPipeline(Construct):
         raw_rule = events.Rule(
             self,
             "RawBatchArrived",
-            rule_name=RAW_OBJECT_RULE,
+            rule_name=self.names.raw_object_rule,
             description="A new batch of appraisals under raw/ starts a pipeline run.",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
@@ -562,7 +578,7 @@ class TrainingPipeline(Construct):
         schedule = events.Rule(
             self,
             "ScheduledDriftCheck",
-            rule_name=DRIFT_SCHEDULE_RULE,
+            rule_name=self.names.drift_schedule_rule,
             description="Daily: check recent inputs for drift; retrain if they moved.",
             schedule=events.Schedule.expression(DRIFT_SCHEDULE_EXPRESSION),
         )
@@ -584,13 +600,22 @@ class TrainingPipelineStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
+        names: StageNames,
         lake: DataLake,
+        profile: StageProfile,
+        images: PushedImages,
         alarm_email: str = "",
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.pipeline = TrainingPipeline(
-            self, "TrainingPipeline", lake=lake, alarm_email=alarm_email
+            self,
+            "TrainingPipeline",
+            names=names,
+            lake=lake,
+            profile=profile,
+            images=images,
+            alarm_email=alarm_email,
         )
 
 

@@ -18,13 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from contracts.names import (
-    PARAM_PRODUCTION_MODEL,
-    RAW_BATCH_PATTERN,
-    STEP_FUNCTIONS,
-    Env,
-    step_function_name,
-)
+from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, Env
 from contracts.schema import example_diamond
 from local_emulation import localstack
 from local_emulation.gateway import Gateway
@@ -106,7 +100,7 @@ def _run_batches(
             state = RunState.model_validate(result.output or {})
             if state.deployment is not None and state.deployment.deployed:
                 assert state.registration is not None
-                _follow(registry.describe(client("sagemaker"), state.registration.arn))
+                _follow(session, registry.describe(client("sagemaker"), state.registration.arn))
             typer.echo(f"  => {_summarize(result)}  ({result.seconds:.1f} s)")
             verdict = state.validation.verdict if state.validation else None
             if verdict is not None:
@@ -146,13 +140,13 @@ def _approve_on_screen(session: Session, results: list[ExecutionResult]) -> None
             "Approved: the demo's operator accepted the market shift",
             keep_reason=True,
         )
-        _follow(approved)
+        _follow(session, approved)
         typer.echo(f"  => v{version} is production")
 
 
 def print_models(session: Session) -> None:
     records = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
-    current = registry.read_pointer(client("ssm"), PARAM_PRODUCTION_MODEL)
+    current = registry.read_pointer(client("ssm"), session.deployment.names.production_parameter)
     if not records:
         typer.echo("The registry is empty: no model has been trained yet.")
     else:
@@ -467,23 +461,25 @@ def _with_session(action: Callable[[Session], None]) -> None:
         action(session)
 
 
-def _announce(record: registry.PackageRecord, group: str) -> None:
-    deploy = step_function_name(
+def _announce(session: Session, record: registry.PackageRecord) -> None:
+    names = session.deployment.names
+    deploy = names.step_function(
         STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
     )
-    event = promotion.state_change_event(record, group)
+    event = promotion.state_change_event(record, names.model_package_group)
     response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
     if response.get("FunctionError"):
         _fail(f"the deploy function failed: {response['Payload'].read().decode()}")
 
 
-def _follow(record: registry.PackageRecord, timeout: float = 60) -> None:
+def _follow(session: Session, record: registry.PackageRecord, timeout: float = 60) -> None:
     """Wait until the production pointer names `record`: the registry's state-change event
     reaches the deploy function asynchronously, as EventBridge delivers it in AWS."""
     ssm = client("ssm")
+    parameter = session.deployment.names.production_parameter
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if registry.read_pointer(ssm, PARAM_PRODUCTION_MODEL).arn == record.arn:
+        if registry.read_pointer(ssm, parameter).arn == record.arn:
             return
         time.sleep(0.3)
     _fail(
@@ -515,7 +511,9 @@ def rollback(
                 "rollback returns to a version that was production once. Use `facet approve "
                 f"{version}` for a pending version, or --force."
             )
-        current = registry.read_pointer(client("ssm"), PARAM_PRODUCTION_MODEL)
+        current = registry.read_pointer(
+            client("ssm"), session.deployment.names.production_parameter
+        )
         reason = f"Rollback to v{version} requested by the operator" + (
             f" (was v{current.version})" if current.arn else ""
         )
@@ -525,8 +523,8 @@ def rollback(
         if target.status == registry.ApprovalStatus.APPROVED:
             # Still Approved: no status change, so the registry emits no event. Deliver the one
             # a re-approval means to the deploy function, as EventBridge would.
-            _announce(approved, session.deployment.model_package_group)
-        _follow(approved)
+            _announce(session, approved)
+        _follow(session, approved)
         typer.echo(f"v{version} is production again. {reason}.")
         print_models(session)
 
@@ -556,7 +554,7 @@ def approve(
             f"Approved: {reason}",
             keep_reason=True,
         )
-        _follow(approved)
+        _follow(session, approved)
         typer.echo(f"v{version} approved and is production (the API follows within 5 s).")
         print_models(session)
 

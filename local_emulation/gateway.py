@@ -47,7 +47,7 @@ from contracts.api import (
     find_route,
     normalized_segments,
 )
-from contracts.names import API_STAGE, SERVING_FUNCTION
+from contracts.names import API_STAGE, StageNames
 from contracts.settings import Settings
 from local_emulation.emulator import clean_environment
 
@@ -64,6 +64,9 @@ API_ID: Final = "local0api1"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+SERVING_FUNCTION: Final = StageNames(Settings().stage).serving_function
 
 
 @dataclass

@@ -15,40 +15,29 @@ from typing import Any, Final
 import boto3
 
 from contracts.names import (
-    API_NAME,
     API_STAGE,
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
-    LAMBDA_EXECUTION_ROLE,
     LOCAL_SERVING_IMAGE,
-    LOCAL_TRIGGER_QUEUE,
-    MODEL_APPROVAL_RULE,
-    MODEL_PACKAGE_GROUP,
-    PARAM_PRODUCTION_MODEL,
     PIPELINE_CODE_PACKAGES,
     PIPELINE_HANDLER_MODULE,
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
-    RAW_OBJECT_RULE,
     REFERENCE_DATASET_KEY,
-    SAGEMAKER_EXECUTION_ROLE,
     SERVING_CODE_PACKAGES,
-    SERVING_FUNCTION,
     SERVING_HANDLER,
-    STATE_MACHINE,
-    STATES_EXECUTION_ROLE,
     STEP_FUNCTIONS,
     TRAINING_CODE_KEY,
     TRAINING_OUTPUT_PREFIX,
     AslSubstitution,
     BucketRole,
     Env,
-    bucket_name,
+    StageNames,
     model_package_state_pattern,
     raw_object_event_pattern,
-    step_function_name,
 )
 from contracts.pointer import ProductionPointer
+from contracts.settings import Settings
 from infra.packaging import lambda_zip, training_source_tarball
 from local_emulation.emulator import CLIENT_CONFIG
 from pipeline.definition import substitute
@@ -75,25 +64,32 @@ class Deployment:
 
     account: str
     region: str
+    stage: str
     data_bucket: str
     artifacts_bucket: str
     state_machine_arn: str
     trigger_queue_url: str
     model_package_group: str
 
+    @property
+    def names(self) -> StageNames:
+        return StageNames(self.stage)
+
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
 
 
-def deployment_names(account: str, region: str) -> Deployment:
+def deployment_names(account: str, region: str, stage: str) -> Deployment:
+    names = StageNames(stage)
     return Deployment(
         account=account,
         region=region,
-        data_bucket=bucket_name(BucketRole.DATA_LAKE, account, region),
-        artifacts_bucket=bucket_name(BucketRole.ARTIFACTS, account, region),
-        state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}",
+        stage=stage,
+        data_bucket=names.bucket(BucketRole.DATA_LAKE, account, region),
+        artifacts_bucket=names.bucket(BucketRole.ARTIFACTS, account, region),
+        state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine}",
         trigger_queue_url="",
-        model_package_group=MODEL_PACKAGE_GROUP,
+        model_package_group=names.model_package_group,
     )
 
 
@@ -178,8 +174,9 @@ def pipeline_environment(
     return {
         Env.DATA_BUCKET.value: deployment.data_bucket,
         Env.ARTIFACTS_BUCKET.value: deployment.artifacts_bucket,
+        Env.STAGE.value: deployment.stage,
         Env.MODEL_PACKAGE_GROUP.value: deployment.model_package_group,
-        Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
+        Env.PRODUCTION_MODEL_PARAM.value: deployment.names.production_parameter,
         Env.TRAINING_POLL_SECONDS.value: str(poll_seconds),
         Env.TRAINING_MAX_SECONDS.value: "900",
         Env.TRAINING_MODELS.value: models,
@@ -193,8 +190,9 @@ def pipeline_environment(
 def serving_environment(deployment: Deployment, *, refresh_seconds: float = 5.0) -> dict[str, str]:
     return {
         Env.DATA_BUCKET.value: deployment.data_bucket,
+        Env.STAGE.value: deployment.stage,
         Env.MODEL_PACKAGE_GROUP.value: deployment.model_package_group,
-        Env.PRODUCTION_MODEL_PARAM.value: PARAM_PRODUCTION_MODEL,
+        Env.PRODUCTION_MODEL_PARAM.value: deployment.names.production_parameter,
         Env.MODEL_REFRESH_SECONDS.value: str(refresh_seconds),
         Env.API_STAGE.value: API_STAGE,
     }
@@ -251,21 +249,25 @@ def _reset_stale_pointer(ssm: Any, sagemaker: Any, parameter: str) -> None:
 
 def provision(
     *,
+    stage: str | None = None,
     archive_only: bool = True,
     poll_seconds: int = 2,
     models: str = "linear,tree,lightgbm",
     hyperparameters: dict[str, str] | None = None,
 ) -> Deployment:
-    """Everything the pipeline needs, in the emulator the environment points at."""
+    """Everything the pipeline needs, in the emulator the environment points at; the stage's
+    names (default: FACET_STAGE, else dev) keep stages apart in one emulator, as in one account."""
     sts = client("sts")
     account = sts.get_caller_identity()["Account"]
     region = boto3.session.Session().region_name or "us-east-1"
-    names = deployment_names(account, region)
+    stage = stage or Settings().stage
+    names = deployment_names(account, region, stage)
+    stage_names = names.names
     iam, s3, lam = client("iam"), client("s3"), client("lambda")
     roles = {
-        "lambda": _role(iam, LAMBDA_EXECUTION_ROLE, "lambda"),
-        "sagemaker": _role(iam, SAGEMAKER_EXECUTION_ROLE, "sagemaker"),
-        "states": _role(iam, STATES_EXECUTION_ROLE, "states"),
+        "lambda": _role(iam, stage_names.role("lambda"), "lambda"),
+        "sagemaker": _role(iam, stage_names.role("sagemaker"), "sagemaker"),
+        "states": _role(iam, stage_names.role("states"), "states"),
     }
     for bucket in (names.data_bucket, names.artifacts_bucket):
         _bucket(s3, bucket, region)
@@ -280,7 +282,7 @@ def provision(
     )
     sagemaker = client("sagemaker")
     ensure_group(sagemaker, names.model_package_group)
-    _reset_stale_pointer(client("ssm"), sagemaker, PARAM_PRODUCTION_MODEL)
+    _reset_stale_pointer(client("ssm"), sagemaker, stage_names.production_parameter)
 
     environment = pipeline_environment(
         names, poll_seconds=poll_seconds, models=models, hyperparameters=hyperparameters or {}
@@ -290,7 +292,7 @@ def provision(
     for placeholder, handler in STEP_FUNCTIONS.items():
         substitutions[placeholder.value] = _function(
             lam,
-            name=step_function_name(handler),
+            name=stage_names.step_function(handler),
             handler=f"{PIPELINE_HANDLER_MODULE}.{handler}",
             role=roles["lambda"],
             code=code,
@@ -300,7 +302,7 @@ def provision(
         )
     serving_arn = _function(
         lam,
-        name=SERVING_FUNCTION,
+        name=stage_names.serving_function,
         handler=SERVING_HANDLER,
         role=roles["lambda"],
         code=lambda_zip(SERVING_CODE_PACKAGES),
@@ -317,23 +319,24 @@ def provision(
     sfn = client("stepfunctions")
     definition = substitute(substitutions)
     existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    if STATE_MACHINE in existing:
+    machine = stage_names.state_machine
+    if machine in existing:
         sfn.update_state_machine(
-            stateMachineArn=existing[STATE_MACHINE], definition=definition, roleArn=roles["states"]
+            stateMachineArn=existing[machine], definition=definition, roleArn=roles["states"]
         )
-        state_machine_arn = existing[STATE_MACHINE]
+        state_machine_arn = existing[machine]
     else:
         state_machine_arn = sfn.create_state_machine(
-            name=STATE_MACHINE, definition=definition, roleArn=roles["states"]
+            name=machine, definition=definition, roleArn=roles["states"]
         )["stateMachineArn"]
 
     sqs, events = client("sqs"), client("events")
-    queue_url = sqs.create_queue(QueueName=LOCAL_TRIGGER_QUEUE)["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName=stage_names.local_trigger_queue)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
     events.put_rule(
-        Name=RAW_OBJECT_RULE,
+        Name=stage_names.raw_object_rule,
         EventPattern=json.dumps(raw_object_event_pattern(names.data_bucket)),
         State="ENABLED",
     )
@@ -346,25 +349,27 @@ def provision(
         "InputTemplate": RAW_BATCH_EVENT_TEMPLATE,
     }
     events.put_targets(
-        Rule=RAW_OBJECT_RULE,
+        Rule=stage_names.raw_object_rule,
         Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn, "InputTransformer": transformer}],
     )
     # The registry's state-change events move the production pointer (pipeline.promotion). The
     # rule lives beside the registry and the deploy function, on moto, whatever the backend.
     registry_events = client_beside("events", "sagemaker")
     registry_events.put_rule(
-        Name=MODEL_APPROVAL_RULE,
+        Name=stage_names.model_approval_rule,
         EventPattern=json.dumps(model_package_state_pattern(names.model_package_group)),
         State="ENABLED",
     )
     deploy_arn = substitutions[AslSubstitution.DEPLOY_FUNCTION_ARN.value]
     registry_events.put_targets(
-        Rule=MODEL_APPROVAL_RULE, Targets=[{"Id": "deploy-function", "Arn": deploy_arn}]
+        Rule=stage_names.model_approval_rule,
+        Targets=[{"Id": "deploy-function", "Arn": deploy_arn}],
     )
-    api_definition(client("apigateway"), serving_arn, region)
+    api_definition(client("apigateway"), serving_arn, region, stage_names.api_name)
     return Deployment(
         account,
         region,
+        stage,
         names.data_bucket,
         names.artifacts_bucket,
         state_machine_arn,
@@ -373,19 +378,19 @@ def provision(
     )
 
 
-def api_definition(apigateway: Any, function_arn: str, region: str) -> str:
+def api_definition(apigateway: Any, function_arn: str, region: str, api_name: str) -> str:
     """The REST API as the CDK app declares it (root, {proxy+}, /v1 with API keys, stage prod).
 
     Requests are served by the local gateway (local_emulation/gateway.py): invoking a Lambda proxy
     integration needs a Lambda runtime the emulators here do not have without Docker.
     """
     existing = [
-        api for api in apigateway.get_rest_apis().get("items", []) if api["name"] == API_NAME
+        api for api in apigateway.get_rest_apis().get("items", []) if api["name"] == api_name
     ]
     if existing:
         return str(existing[0]["id"])
     api_id = apigateway.create_rest_api(
-        name=API_NAME, binaryMediaTypes=["multipart/form-data", "text/csv"]
+        name=api_name, binaryMediaTypes=["multipart/form-data", "text/csv"]
     )["id"]
     root = next(
         r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/"

@@ -14,7 +14,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +25,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from contracts.names import LOCAL_TRIGGER_QUEUE, STATE_MACHINE, Zone
+from contracts.names import Zone
+from contracts.settings import Settings
 from local_emulation.emulator import EmbeddedEmulator
 from local_emulation.provision import Deployment, client, deployment_names, provision
 from local_emulation.triggers import ExecutionResult, drain, wait_for
@@ -97,30 +98,26 @@ class Session:
 
 
 def existing_deployment() -> Deployment:
-    """The names of an already provisioned deployment, without touching it."""
+    """The names of an already provisioned deployment of this stage (FACET_STAGE, default dev),
+    without touching it."""
     account = client("sts").get_caller_identity()["Account"]
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    names = deployment_names(account, region)
-    queue_url = client("sqs").get_queue_url(QueueName=LOCAL_TRIGGER_QUEUE)["QueueUrl"]
-    return Deployment(
-        names.account,
-        region,
-        names.data_bucket,
-        names.artifacts_bucket,
-        names.state_machine_arn,
-        queue_url,
-        names.model_package_group,
-    )
+    names = deployment_names(account, region, Settings().stage)
+    queue = names.names.local_trigger_queue
+    queue_url = client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
+    return replace(names, trigger_queue_url=queue_url)
 
 
 def _provisioned() -> bool:
-    """Whether the endpoint already holds Facet's state machine (provisioned by someone else)."""
+    """Whether the endpoint holds the stage's state machine already (provisioned elsewhere)."""
     try:
-        existing_deployment()
-        names = [m["name"] for m in client("stepfunctions").list_state_machines()["stateMachines"]]
+        deployment = existing_deployment()
+        machines = [
+            m["name"] for m in client("stepfunctions").list_state_machines()["stateMachines"]
+        ]
     except client("sqs").exceptions.QueueDoesNotExist:
         return False
-    return STATE_MACHINE in names
+    return deployment.names.state_machine in machines
 
 
 def _reachable(endpoint: str) -> bool:

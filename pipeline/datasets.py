@@ -53,10 +53,10 @@ def recent_holdout(s3: Any, bucket: str, records: list[batches.BatchRecord]) -> 
     return pd.concat(frames, ignore_index=True).drop(columns=[ROW_HASH_COLUMN])
 
 
-def job_name(execution: str, dataset_hash: str) -> str:
+def job_name(prefix: str, execution: str, dataset_hash: str) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     suffix = hashlib.sha256(execution.encode()).hexdigest()[:6]
-    return f"facet-{stamp}-{dataset_hash[:8]}-{suffix}"
+    return f"{prefix}-{stamp}-{dataset_hash[:8]}-{suffix}"
 
 
 def build(s3: Any, settings: Settings, *, execution: str, retrain_reason: str) -> Dataset:
@@ -138,7 +138,9 @@ def build(s3: Any, settings: Settings, *, execution: str, retrain_reason: str) -
             "recent_holdout_key": recent_key,
             "train_s3_uri": f"s3://{bucket}/{prefix}",
             "holdout_s3_uri": f"s3://{bucket}/{holdout_prefix}",
-            "training_job_name": job_name(execution, dataset_hash),
+            "training_job_name": job_name(
+                settings.names.training_job_prefix, execution, dataset_hash
+            ),
             "hyperparameters": hyperparameters,
             "stopping_condition": {"MaxRuntimeInSeconds": settings.training_max_seconds},
             "poll_seconds": settings.training_poll_seconds,

@@ -260,6 +260,7 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
             cloudwatch=boto3.client("cloudwatch"),
             group=settings.model_package_group,
             parameter=settings.production_model_param,
+            namespace=settings.names.metric_namespace,
         )
         log.info("production pointer: %s", outcome)
         return Deployment(

@@ -18,7 +18,6 @@ from typing import Any
 import pandas as pd
 
 from contracts.names import (
-    METRIC_NAMESPACE,
     PRICE_SHIFT_METRIC,
     PRODUCTION_ERROR_ON_BATCH_METRIC,
     REFERENCE_DATASET_KEY,
@@ -85,11 +84,11 @@ def judge_against_production(
     return verdict, level
 
 
-def _publish(cloudwatch: Any, verdict: BatchVerdict) -> None:
+def _publish(cloudwatch: Any, namespace: str, verdict: BatchVerdict) -> None:
     if verdict.batch is None:
         return
     cloudwatch.put_metric_data(
-        Namespace=METRIC_NAMESPACE,
+        Namespace=namespace,
         MetricData=[
             {
                 "MetricName": PRODUCTION_ERROR_ON_BATCH_METRIC,
@@ -142,7 +141,7 @@ def take_in(
         validation.drift = [d.to_dict() for d in drifts]
         validation.drift_summary = summarize(drifts)
         validation.verdict, level = judge_against_production(clients, settings, accepted)
-        _publish(clients.cloudwatch, validation.verdict)
+        _publish(clients.cloudwatch, settings.names.metric_namespace, validation.verdict)
         if not validation.verdict.trainable:
             # The whole batch goes to quarantine with the verdict as every row's reason.
             rejected = result.accepted.copy()

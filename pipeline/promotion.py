@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.names import METRIC_NAMESPACE, PRODUCTION_VERSION_METRIC
+from contracts.names import PRODUCTION_VERSION_METRIC
 from contracts.pointer import ProductionPointer
 from training import registry
 from training.registry import pointer_to, read_pointer, write_pointer
@@ -42,7 +42,14 @@ def state_change_event(record: registry.PackageRecord, group: str) -> dict[str, 
 
 
 def on_state_change(
-    event: dict[str, Any], *, sagemaker: Any, ssm: Any, cloudwatch: Any, group: str, parameter: str
+    event: dict[str, Any],
+    *,
+    sagemaker: Any,
+    ssm: Any,
+    cloudwatch: Any,
+    group: str,
+    parameter: str,
+    namespace: str,
 ) -> tuple[ProductionPointer, str]:
     """Re-point production after a package's state changed; (the pointer, what happened)."""
     detail = event.get("detail") or {}
@@ -67,7 +74,7 @@ def on_state_change(
     write_pointer(ssm, parameter, new)
     if new.version is not None:
         cloudwatch.put_metric_data(
-            Namespace=METRIC_NAMESPACE,
+            Namespace=namespace,
             MetricData=[
                 {
                     "MetricName": PRODUCTION_VERSION_METRIC,

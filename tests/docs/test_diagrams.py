@@ -37,7 +37,13 @@ def test_every_diagram_renders_to_a_non_empty_png(
     rendered: tuple[ModuleType, dict[str, Path]],
 ) -> None:
     _, paths = rendered
-    assert set(paths) == {"system_overview", "training_pipeline", "serving_path", "local_emulation"}
+    assert set(paths) == {
+        "system_overview",
+        "training_pipeline",
+        "serving_path",
+        "local_emulation",
+        "delivery",
+    }
     for path in paths.values():
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, path
@@ -62,10 +68,27 @@ def test_diagrams_show_only_declared_services(
         "AWS::SageMaker::Endpoint",
         "AWS::SageMaker::Model",
     }  # behind servingEndpoint=true
+    from aws_cdk import App
+
+    from infra.delivery import DeliveryStack
+
+    delivery_app = App()
+    delivery_stack = DeliveryStack(delivery_app, "FacetDelivery", repository="example-org/facet")
+    delivery_types = {
+        resource["Type"]
+        for resource in delivery_app.synth()
+        .get_stack_artifact(delivery_stack.artifact_id)
+        .template["Resources"]
+        .values()
+    } | {"AWS::CloudFormation::Stack"}  # what CloudFormation makes of each stage's stacks
     for diagram, shown in module.RECORDER.shown.items():
         for component in shown:
             if component.startswith("local:"):
                 assert diagram == "local_emulation", (diagram, component)
+            elif component.startswith(("delivery:", "external:")):
+                assert diagram == "delivery", (diagram, component)
+                if component.startswith("delivery:"):
+                    assert component.removeprefix("delivery:") in delivery_types, component
             elif component.startswith("asl:"):
                 assert component.removeprefix("asl:") in raw_definition(), (diagram, component)
             else:

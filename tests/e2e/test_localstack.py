@@ -22,9 +22,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from contracts.names import (
-    API_NAME,
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
+    BucketRole,
+    StageNames,
     raw_object_event_pattern,
 )
 from local_emulation import localstack
@@ -107,7 +108,7 @@ def test_demo_runs_end_to_end_with_localstack(
     # the data really went through LocalStack
     s3 = client(stack, "s3")
     account = client(stack, "sts").get_caller_identity()["Account"]
-    bucket = f"facet-data-lake-{account}-us-east-1"
+    bucket = StageNames().bucket(BucketRole.DATA_LAKE, account, "us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     for prefix in (
         "raw/diamonds_raw_",
@@ -118,7 +119,9 @@ def test_demo_runs_end_to_end_with_localstack(
     ):
         assert any(k.startswith(prefix) for k in keys), prefix
     apis = [
-        a for a in client(stack, "apigateway").get_rest_apis()["items"] if a["name"] == API_NAME
+        a
+        for a in client(stack, "apigateway").get_rest_apis()["items"]
+        if a["name"] == StageNames().api_name
     ]
     assert apis and client(stack, "apigateway").get_stage(restApiId=apis[0]["id"], stageName="prod")
 

@@ -18,11 +18,10 @@ from typer.testing import CliRunner
 
 from contracts.names import (
     DATASETS_PREFIX,
-    PARAM_PRODUCTION_MODEL,
     STEP_FUNCTIONS,
     AslSubstitution,
     Env,
-    step_function_name,
+    StageNames,
 )
 from contracts.settings import Settings
 from local_emulation.cli import app
@@ -35,8 +34,10 @@ from serving.model_store import AwsClients, ModelStore
 from training import registry
 
 pytestmark = pytest.mark.slow
-BUILD_DATASET = step_function_name(STEP_FUNCTIONS[AslSubstitution.BUILD_DATASET_FUNCTION_ARN])
-EVALUATE = step_function_name(STEP_FUNCTIONS[AslSubstitution.EVALUATE_FUNCTION_ARN])
+NAMES = StageNames()  # the emulator's default stage, as the CLI uses it
+BUILD_DATASET = NAMES.step_function(STEP_FUNCTIONS[AslSubstitution.BUILD_DATASET_FUNCTION_ARN])
+EVALUATE = NAMES.step_function(STEP_FUNCTIONS[AslSubstitution.EVALUATE_FUNCTION_ARN])
+PRODUCTION_POINTER = NAMES.production_parameter
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def packages(deployment: Deployment) -> list[registry.PackageRecord]:
 def production_version(deployment: Deployment) -> int | None:
     """Production, as everything reads it: the pointer the deploy function writes."""
     settle()
-    return registry.read_pointer(boto3.client("ssm"), PARAM_PRODUCTION_MODEL).version
+    return registry.read_pointer(boto3.client("ssm"), PRODUCTION_POINTER).version
 
 
 def read_text(deployment: Deployment, key: str) -> str:
@@ -143,7 +144,7 @@ def test_first_batch_quarantines_exactly_the_bad_rows_and_becomes_production(
     assert [(p.version, p.status) for p in packages(deployment)] == [(1, "Approved")]
     assert production_version(deployment) == 1
     pointer = json.loads(
-        boto3.client("ssm").get_parameter(Name=PARAM_PRODUCTION_MODEL)["Parameter"]["Value"]
+        boto3.client("ssm").get_parameter(Name=PRODUCTION_POINTER)["Parameter"]["Value"]
     )
     assert pointer["version"] == 1
 
@@ -306,7 +307,7 @@ def test_rollback_makes_an_earlier_version_production_again(deployment: Deployme
     assert result.exit_code == 0, result.output
     assert production_version(deployment) == 1
     pointer = json.loads(
-        boto3.client("ssm").get_parameter(Name=PARAM_PRODUCTION_MODEL)["Parameter"]["Value"]
+        boto3.client("ssm").get_parameter(Name=PRODUCTION_POINTER)["Parameter"]["Value"]
     )
     assert pointer["version"] == 1
     missing = CliRunner().invoke(app, ["rollback", "99"])

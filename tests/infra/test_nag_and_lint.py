@@ -12,7 +12,7 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 
-from contracts.names import SAGEMAKER_ENDPOINT
+from contracts.names import StageNames
 from infra.app import compliance_checks
 from tests.infra.conftest import Synthesized, synthesize
 
@@ -85,7 +85,7 @@ def test_serving_endpoint_alternative_behind_a_context_flag(tmp_path: Path) -> N
     configs = [
         r["Properties"] for r in template.values() if r["Type"] == "AWS::SageMaker::EndpointConfig"
     ]
-    assert endpoints[0]["EndpointName"] == SAGEMAKER_ENDPOINT
+    assert endpoints[0]["EndpointName"] == StageNames("dev").sagemaker_endpoint
     assert configs[0]["ProductionVariants"][0]["ServerlessConfig"] == {
         "MaxConcurrency": 5,
         "MemorySizeInMB": 2048,

@@ -11,22 +11,26 @@ from aws_cdk.assertions import Match
 from contracts.api import GATEWAY_ANSWERS, PRICE_API_ROUTES
 from contracts.names import (
     API_STAGE,
-    METRIC_NAMESPACE,
-    MODEL_PACKAGE_GROUP,
     PRICE_SHIFT_METRIC,
     PRODUCTION_ERROR_ON_BATCH_METRIC,
-    SERVING_FUNCTION,
     SERVING_HANDLER,
-    STATE_MACHINE,
     STEP_FUNCTIONS,
     Env,
-    step_function_name,
+    StageNames,
 )
 from contracts.settings import GatePolicy, VerdictPolicy
+from infra.stages import PROFILES
 from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
 from tests.infra.conftest import Synthesized
 
 ENV_NAMES = {member.value for member in Env}
+NAMES = StageNames("dev")  # cdk.json's stage
+STATE_MACHINE = NAMES.state_machine
+SERVING_FUNCTION = NAMES.serving_function
+MODEL_PACKAGE_GROUP = NAMES.model_package_group
+METRIC_NAMESPACE = NAMES.metric_namespace
+step_function_name = NAMES.step_function
+DEV = PROFILES["dev"]
 
 
 def resources(synthesized: Synthesized, stack: str, kind: str) -> dict[str, Any]:
@@ -162,7 +166,6 @@ def test_serving_lambda_runtime_memory_and_environment(synthesized: Synthesized)
             "Handler": SERVING_HANDLER,
             "MemorySize": 1024,
             "Architectures": ["x86_64"],
-            "ReservedConcurrentExecutions": 50,
             "Environment": {
                 "Variables": Match.object_like({Env.MODEL_PACKAGE_GROUP.value: MODEL_PACKAGE_GROUP})
             },
@@ -184,7 +187,14 @@ def test_api_stage_throttling_access_logs_and_tracing(synthesized: Synthesized) 
             "TracingEnabled": True,
             "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
             "MethodSettings": Match.array_with(
-                [Match.object_like({"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200})]
+                [
+                    Match.object_like(
+                        {
+                            "ThrottlingRateLimit": DEV.throttle_rate,
+                            "ThrottlingBurstLimit": DEV.throttle_burst,
+                        }
+                    )
+                ]
             ),
         },
     )
@@ -231,7 +241,7 @@ def test_api_has_exactly_the_declared_routes_and_every_pricing_method_needs_a_ke
     preflights = [props for method, _, props in methods if method == "OPTIONS"]
     assert preflights and all(p["Integration"]["Type"] == "MOCK" for p in preflights)
     assert all(not p.get("ApiKeyRequired") for p in preflights)
-    assert "https://partner-app.example.com" in json.dumps(preflights)
+    assert all(origin in json.dumps(preflights) for origin in DEV.cors_origins)
 
 
 def test_api_validates_the_price_body_against_the_schema(synthesized: Synthesized) -> None:
@@ -281,7 +291,7 @@ def test_serving_lambda_gets_the_stage_cors_origins(synthesized: Synthesized) ->
             "FunctionName": SERVING_FUNCTION,
             "Environment": {
                 "Variables": Match.object_like(
-                    {Env.CORS_ALLOWED_ORIGINS.value: "https://partner-app.example.com"}
+                    {Env.CORS_ALLOWED_ORIGINS.value: ",".join(DEV.cors_origins)}
                 )
             },
         },
@@ -530,27 +540,36 @@ def test_every_eventbridge_target_and_async_lambda_has_an_alarmed_dead_letter_qu
     )
 
 
+def stateful_policies(synthesized: Synthesized) -> dict[str, set[tuple[str, str]]]:
+    """{resource type: {(DeletionPolicy, UpdateReplacePolicy)}} over every stack."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for stack in synthesized.stacks:
+        for resource in synthesized.raw(stack)["Resources"].values():
+            found.setdefault(resource["Type"], set()).add(
+                (resource.get("DeletionPolicy", "-"), resource.get("UpdateReplacePolicy", "-"))
+            )
+    return found
+
+
+def expected_policies(profile: Any) -> dict[str, str]:
+    from infra import lifecycle
+
+    def policy(decision: Any) -> str:
+        return "Retain" if decision.policy.name == "RETAIN" else "Delete"
+
+    return {
+        "AWS::S3::Bucket": policy(profile.data),
+        "AWS::KMS::Key": policy(profile.keys),
+        "AWS::SageMaker::ModelPackageGroup": policy(lifecycle.MODEL_REGISTRY),
+        "AWS::SSM::Parameter": policy(lifecycle.PRODUCTION_POINTER),
+        "AWS::SQS::Queue": policy(lifecycle.OPERATIONAL),
+        "AWS::Logs::LogGroup": policy(lifecycle.OPERATIONAL),
+    }
+
+
 def test_every_stateful_resource_states_what_a_stack_delete_does_to_it(
     synthesized: Synthesized,
 ) -> None:
-    from infra import lifecycle
-
-    expected = {
-        "AWS::S3::Bucket": lifecycle.DATA,
-        "AWS::KMS::Key": lifecycle.KEYS,
-        "AWS::SageMaker::ModelPackageGroup": lifecycle.MODEL_REGISTRY,
-        "AWS::SSM::Parameter": lifecycle.PRODUCTION_POINTER,
-        "AWS::SQS::Queue": lifecycle.OPERATIONAL,
-        "AWS::Logs::LogGroup": lifecycle.OPERATIONAL,
-    }
-    seen = set()
-    for stack in synthesized.stacks:
-        for logical_id, resource in synthesized.raw(stack)["Resources"].items():
-            decision = expected.get(resource["Type"])
-            if decision is None:
-                continue
-            seen.add(resource["Type"])
-            policy = "Retain" if decision.policy.name == "RETAIN" else "Delete"
-            assert resource.get("DeletionPolicy") == policy, (stack, logical_id)
-            assert resource.get("UpdateReplacePolicy") == policy, (stack, logical_id)
-    assert seen == set(expected)
+    found = stateful_policies(synthesized)
+    for kind, policy in expected_policies(DEV).items():
+        assert found[kind] == {(policy, policy)}, kind

@@ -53,6 +53,7 @@ def repoint(aws: AwsClients, record: registry.PackageRecord) -> None:
         cloudwatch=boto3.client("cloudwatch"),
         group=GROUP,
         parameter=POINTER,
+        namespace="Facet/store-test",
     )
 
 

@@ -1,0 +1,111 @@
+"""Stages side by side: staging and prod synthesize offline, share no physical name with dev or
+with each other, and carry the policies infra/stages.py declares for them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.stages import PROFILES
+from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.test_stacks import expected_policies, resources, stateful_policies
+
+# Properties whose values are physical names in a stage's templates.
+NAME_PROPERTIES = (
+    "BucketName",
+    "FunctionName",
+    "StateMachineName",
+    "ModelPackageGroupName",
+    "Name",
+    "RuleName",
+    "LogGroupName",
+    "DashboardName",
+    "EndpointName",
+    "QueueName",
+    "TopicName",
+    "UsagePlanName",
+)
+
+
+@pytest.fixture(scope="module")
+def stages(
+    synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Synthesized]:
+    return {
+        "dev": synthesized,
+        "staging": synthesize(tmp_path_factory.mktemp("staging"), stage="staging"),
+        "prod": synthesize(tmp_path_factory.mktemp("prod"), stage="prod"),
+    }
+
+
+def physical_names(synthesized: Synthesized) -> set[str]:
+    names = {stack.stack_name for stack in synthesized.stacks.values()}
+    for stack in synthesized.stacks:
+        for resource in synthesized.raw(stack)["Resources"].values():
+            if resource["Type"] == "AWS::ApiGateway::Model":
+                continue  # a model's name is local to its API
+            properties = resource.get("Properties", {})
+            for key in NAME_PROPERTIES:
+                value = properties.get(key)
+                if isinstance(value, str):
+                    names.add(value)
+                elif isinstance(value, dict) and "Fn::Join" in value:  # bucket names
+                    names.add("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
+    return names
+
+
+def test_stages_share_no_physical_name(stages: dict[str, Synthesized]) -> None:
+    seen: dict[str, str] = {}
+    for stage, synthesized in stages.items():
+        names = physical_names(synthesized)
+        assert len(names) > 30, stage  # buckets, functions, rules, log groups, stacks, ...
+        for name in names:
+            assert name not in seen, f"{name} is in {seen.get(name)} and {stage}"
+            seen[name] = stage
+            assert re.search(rf"(^|[-/]){stage}([-/]|$)", name), (stage, name)
+
+
+@pytest.mark.parametrize("stage", ["dev", "staging", "prod"])
+def test_each_stage_carries_its_declared_policies(
+    stages: dict[str, Synthesized], stage: str
+) -> None:
+    synthesized, profile = stages[stage], PROFILES[stage]
+    found = stateful_policies(synthesized)
+    for kind, policy in expected_policies(profile).items():
+        assert found[kind] == {(policy, policy)}, (stage, kind)
+    auto_delete = resources(synthesized, "FacetDataLake", "Custom::S3AutoDeleteObjects")
+    assert bool(auto_delete) == (profile.data.policy.name == "DESTROY")
+    (function,) = [
+        f["Properties"]
+        for f in resources(synthesized, "FacetServing", "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "serving.handler.handler"
+    ]
+    assert function.get("ReservedConcurrentExecutions", 0) == profile.reserved_concurrency
+    (api_stage,) = resources(synthesized, "FacetServing", "AWS::ApiGateway::Stage").values()
+    settings: dict[str, Any] = api_stage["Properties"]["MethodSettings"][0]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
+        profile.throttle_rate,
+        profile.throttle_burst,
+    )
+    retention = {
+        g["Properties"].get("RetentionInDays")
+        for g in resources(synthesized, "FacetServing", "AWS::Logs::LogGroup").values()
+        if "aws/lambda" in json.dumps(g["Properties"].get("LogGroupName", ""))
+    }
+    days = {"TWO_WEEKS": 14, "ONE_MONTH": 30, "THREE_MONTHS": 90}
+    assert retention == {days[profile.log_retention.name]}
+    alarms = resources(synthesized, "FacetMonitoring", "AWS::CloudWatch::Alarm").values()
+    thresholds = {
+        a["Properties"]["AlarmDescription"][:20]: a["Properties"]["Threshold"] for a in alarms
+    }
+    assert thresholds["The price API return"] == profile.api_5xx_alarm
+    assert any(v == profile.api_latency_alarm_ms for v in thresholds.values())
+
+
+def test_templates_of_every_stage_exist(stages: dict[str, Synthesized]) -> None:
+    for synthesized in stages.values():
+        assert len(list(Path(synthesized.outdir).glob("*.template.json"))) == 5
