@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 # Limits of the services in front of the code (AWS quotas, not choices).
 API_GATEWAY_MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
@@ -53,6 +53,61 @@ class Route:
 
 
 SINGLE_PRICE_MAX_BODY_BYTES: Final = 16 * 1024  # one stone is ~200 bytes of JSON
+
+# The API keys every deployment creates (one usage plan): the jeweller's web page, and one example
+# partner. The cloud generates their values; `aws apigateway get-api-key --include-value` reads one.
+API_KEY_NAMES: Final = ("jeweller-web", "partner-example")
+PARTNER_MONTHLY_QUOTA: Final = 1_000_000
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """API Gateway's token bucket: a steady rate (requests/s) and a burst."""
+
+    rate: float
+    burst: int
+
+    def for_partners(self) -> Throttle:
+        """The usage plan's, per key: half the stage's, so one partner cannot take all of it."""
+        return Throttle(self.rate / 2, max(1, self.burst // 2))
+
+
+# Per deployment stage (infra/stages.py holds the rest of what differs between stages).
+API_THROTTLES: Final = {
+    "dev": Throttle(rate=20, burst=40),
+    "staging": Throttle(rate=50, burst=100),
+    "prod": Throttle(rate=100, burst=200),
+}
+
+
+def diamond_request_schema() -> dict[str, Any]:
+    """The Diamond request body as API Gateway's request validator checks it (JSON Schema
+    draft 4, from contracts.schema.Diamond): required fields, types, grades, bounds."""
+    from contracts.schema import Diamond
+
+    source = Diamond.model_json_schema()
+    properties: dict[str, Any] = {}
+    for name, prop in source["properties"].items():
+        field: dict[str, Any] = {"description": prop.get("description")}
+        if "enum" in prop:
+            field |= {"type": "string", "enum": prop["enum"]}
+        else:
+            field["type"] = prop["type"]
+            if "exclusiveMinimum" in prop:
+                field |= {"minimum": prop["exclusiveMinimum"], "exclusiveMinimum": True}
+            for bound in ("minimum", "maximum"):
+                if bound in prop:
+                    field[bound] = prop[bound]
+        properties[name] = {k: v for k, v in field.items() if v is not None}
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "Diamond",
+        "type": "object",
+        "required": list(source["required"]),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
 
 PRICE_API_ROUTES: Final = (
     Route("GET", "/", Access.PUBLIC),

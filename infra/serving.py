@@ -17,10 +17,14 @@ from constructs import Construct
 
 from contracts.api import (
     API_KEY_HEADER,
+    API_KEY_NAMES,
     GATEWAY_ANSWERS,
     JSON,
+    PARTNER_MONTHLY_QUOTA,
     PRICE_API_ROUTES,
     Access,
+    Throttle,
+    diamond_request_schema,
     gateway_error_template,
 )
 from contracts.names import (
@@ -31,7 +35,6 @@ from contracts.names import (
     StageNames,
     Zone,
 )
-from contracts.schema import Diamond
 from infra import lifecycle
 from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
@@ -46,50 +49,42 @@ SERVING_MEMORY = 1024
 class ApiOptions:
     """What a deployment stage tunes about the price API (infra/stages.py)."""
 
-    throttle_rate: float
-    throttle_burst: int
+    throttle: Throttle
     reserved_concurrency: int
     provisioned_concurrency: int
     log_retention: logs.RetentionDays
     cors_origins: tuple[str, ...] = ()
 
 
-API_KEYS = ("jeweller-web", "partner-example")
-
-
 def diamond_model_schema() -> apigateway.JsonSchema:
-    """The API's Diamond model (contracts.schema) in API Gateway's JSON Schema draft 4."""
-
-    def build(schema: dict[str, Any]) -> apigateway.JsonSchema:
-        types = {
-            "object": apigateway.JsonSchemaType.OBJECT,
-            "number": apigateway.JsonSchemaType.NUMBER,
-            "string": apigateway.JsonSchemaType.STRING,
+    """The API's Diamond model: contracts.api's JSON Schema as CDK's JsonSchema."""
+    types = {
+        "object": apigateway.JsonSchemaType.OBJECT,
+        "number": apigateway.JsonSchemaType.NUMBER,
+        "string": apigateway.JsonSchemaType.STRING,
+    }
+    schema = diamond_request_schema()
+    properties = {}
+    for name, prop in schema["properties"].items():
+        arguments: dict[str, Any] = {
+            "description": prop.get("description"),
+            "type": types[prop["type"]],
+            "enum": prop.get("enum"),
+            "minimum": prop.get("minimum"),
+            "exclusive_minimum": prop.get("exclusiveMinimum"),
+            "maximum": prop.get("maximum"),
         }
-        properties = {}
-        for name, prop in schema["properties"].items():
-            arguments: dict[str, Any] = {"description": prop.get("description")}
-            if "enum" in prop:
-                arguments |= {"type": apigateway.JsonSchemaType.STRING, "enum": prop["enum"]}
-            else:
-                arguments["type"] = types[prop["type"]]
-                if "exclusiveMinimum" in prop:
-                    arguments |= {"minimum": prop["exclusiveMinimum"], "exclusive_minimum": True}
-                if "minimum" in prop:
-                    arguments["minimum"] = prop["minimum"]
-                if "maximum" in prop:
-                    arguments["maximum"] = prop["maximum"]
-            properties[name] = apigateway.JsonSchema(**arguments)
-        return apigateway.JsonSchema(
-            schema=apigateway.JsonSchemaVersion.DRAFT4,
-            title="Diamond",
-            type=apigateway.JsonSchemaType.OBJECT,
-            required=list(schema["required"]),
-            additional_properties=False,
-            properties=properties,
+        properties[name] = apigateway.JsonSchema(
+            **{k: v for k, v in arguments.items() if v is not None}
         )
-
-    return build(Diamond.model_json_schema())
+    return apigateway.JsonSchema(
+        schema=apigateway.JsonSchemaVersion.DRAFT4,
+        title=schema["title"],
+        type=apigateway.JsonSchemaType.OBJECT,
+        required=schema["required"],
+        additional_properties=schema["additionalProperties"],
+        properties=properties,
+    )
 
 
 class PriceApi(Construct):
@@ -204,8 +199,8 @@ class PriceApi(Construct):
             ),
             deploy_options=apigateway.StageOptions(
                 stage_name=stage,
-                throttling_rate_limit=options.throttle_rate,
-                throttling_burst_limit=options.throttle_burst,
+                throttling_rate_limit=options.throttle.rate,
+                throttling_burst_limit=options.throttle.burst,
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -264,14 +259,16 @@ class PriceApi(Construct):
             "UsagePlan",
             name=names.usage_plan,
             throttle=apigateway.ThrottleSettings(
-                rate_limit=options.throttle_rate / 2,
-                burst_limit=max(1, options.throttle_burst // 2),
+                rate_limit=options.throttle.for_partners().rate,
+                burst_limit=options.throttle.for_partners().burst,
             ),
-            quota=apigateway.QuotaSettings(limit=1_000_000, period=apigateway.Period.MONTH),
+            quota=apigateway.QuotaSettings(
+                limit=PARTNER_MONTHLY_QUOTA, period=apigateway.Period.MONTH
+            ),
         )
         self.usage_plan.add_api_stage(stage=self.api.deployment_stage)
         CfnOutput(self, "ApiUrl", value=self.api.url, description="The price API's base URL")
-        for name in API_KEYS:
+        for name in API_KEY_NAMES:
             key = self.api.add_api_key(
                 name.title().replace("-", ""), api_key_name=names.api_key(name)
             )

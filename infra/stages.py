@@ -9,6 +9,7 @@ from typing import Final
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 
+from contracts.api import API_THROTTLES, Throttle
 from infra.lifecycle import Lifecycle
 
 
@@ -18,8 +19,7 @@ class StageProfile:
     keys: Lifecycle
     reserved_concurrency: int  # the serving Lambda's; 0: unreserved
     provisioned_concurrency: int
-    throttle_rate: float  # API Gateway stage, requests/s (partners' usage plan: half)
-    throttle_burst: int
+    throttle: Throttle  # the API stage's (contracts.api.API_THROTTLES; partners get half)
     log_retention: logs.RetentionDays
     api_latency_alarm_ms: int  # p99 over 5 minutes
     api_5xx_alarm: int  # server errors in 5 minutes
@@ -49,8 +49,7 @@ PROFILES: Final = {
         keys=_DEV_KEYS,
         reserved_concurrency=0,
         provisioned_concurrency=0,
-        throttle_rate=20,
-        throttle_burst=40,
+        throttle=API_THROTTLES["dev"],
         log_retention=logs.RetentionDays.TWO_WEEKS,
         api_latency_alarm_ms=2000,
         api_5xx_alarm=20,
@@ -61,8 +60,7 @@ PROFILES: Final = {
         keys=_KEPT_KEYS,
         reserved_concurrency=10,
         provisioned_concurrency=0,
-        throttle_rate=50,
-        throttle_burst=100,
+        throttle=API_THROTTLES["staging"],
         log_retention=logs.RetentionDays.ONE_MONTH,
         api_latency_alarm_ms=1000,
         api_5xx_alarm=5,
@@ -73,8 +71,7 @@ PROFILES: Final = {
         keys=_KEPT_KEYS,
         reserved_concurrency=50,
         provisioned_concurrency=0,
-        throttle_rate=100,
-        throttle_burst=200,
+        throttle=API_THROTTLES["prod"],
         log_retention=logs.RetentionDays.THREE_MONTHS,
         api_latency_alarm_ms=1000,
         api_5xx_alarm=5,

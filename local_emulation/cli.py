@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from enum import StrEnum
@@ -18,12 +19,25 @@ from typing import Annotated, Any
 
 import typer
 
-from contracts.names import RAW_BATCH_PATTERN, STEP_FUNCTIONS, Env
+from contracts.api import API_KEY_HEADER
+from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env
 from contracts.schema import example_diamond
-from local_emulation import localstack
+from local_emulation import failpoints, localstack, rest_api
 from local_emulation.gateway import Gateway
 from local_emulation.provision import client, serving_environment
-from local_emulation.session import EmulatorGoneError, Session, open_session, service_backends
+from local_emulation.session import (
+    MOTO_SERVICES_WITH_LOCALSTACK,
+    SHOWN_SERVICES,
+    EmulatorGoneError,
+    EndpointError,
+    PreflightError,
+    Session,
+    deploy_function,
+    open_session,
+    require_pipeline,
+    require_promotion,
+    service_backends,
+)
 from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, start
 from pipeline import batches, holdouts, promotion
@@ -224,6 +238,47 @@ def show_api(gateway: Gateway) -> None:
     )
 
 
+_ON_MOTO = {"SAGEMAKER": "sagemaker", "SFN": "stepfunctions", "LAMBDA": "lambda", "IAM": "iam"}
+_KEPT_ON_MOTO = [_ON_MOTO[service] for service in MOTO_SERVICES_WITH_LOCALSTACK]
+BACKEND_HELP = (
+    "moto: every service on the embedded moto. localstack: "
+    + ", ".join(s for s in SHOWN_SERVICES if s not in _KEPT_ON_MOTO)
+    + " and sts on LocalStack, with the price API on LocalStack's API Gateway; "
+    + ", ".join(_KEPT_ON_MOTO)
+    + " on the embedded moto."
+)
+
+
+def show_localstack_api(session: Session, stand_in: Gateway, localstack_url: str) -> None:
+    """Call LocalStack's API Gateway once with a key, as a partner would, and print it."""
+    names = session.deployment.names
+    declared = rest_api.find(client("apigateway"), names)
+    if declared is None:
+        _fail(f"the REST API {names.api_name} is missing on {localstack_url}")
+        return
+    url = declared.invoke_url(localstack_url)
+    key = declared.keys[names.api_key("jeweller-web")]
+    request = urllib.request.Request(
+        f"{url}/v1/prices",
+        data=json.dumps(example_diamond()).encode(),
+        headers={"Content-Type": "application/json", API_KEY_HEADER: key},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        quote = json.loads(response.read())
+    body = json.dumps(example_diamond())
+    typer.echo(
+        f"\nPrice API on LocalStack's API Gateway at {url}/\n"
+        f"  the example stone through it: ${quote['price_usd']:,.2f} by model "
+        f"v{quote['model_version']}\n"
+        f"  API key ({names.api_key('jeweller-web')}): {key}\n"
+        f"  curl -s {url}/v1/prices -H '{API_KEY_HEADER}: {key}' "
+        f"-H 'Content-Type: application/json' -d '{body}'\n"
+        f"  (without the key: 403; a body the validator refuses: 422)\n"
+        f"Its integration is the Lambda stand-in at {stand_in.url}/ (LocalStack cannot run the "
+        "serving Lambda without Docker), the same handler:"
+    )
+
+
 def _guard(action: Callable[[], Any]) -> Any:
     try:
         return action()
@@ -233,8 +288,13 @@ def _guard(action: Callable[[], Any]) -> Any:
         registry.RegistryError,
         batches.BatchNotFoundError,
         holdouts.HoldoutRefreshError,
+        EndpointError,
+        PreflightError,
     ) as error:
         _fail(str(error))
+    except urllib.error.HTTPError as error:
+        body = error.read(2000).decode("utf-8", "replace")
+        _fail(f"the price API at {error.url} answered {error.code}: {body}")
     return None
 
 
@@ -270,10 +330,7 @@ def demo(
     ] = DEFAULT_API_PORT,
     backend: Annotated[
         Backend,
-        typer.Option(
-            help="moto: everything on the embedded moto. localstack: S3, SSM, EventBridge, "
-            "SQS, API Gateway on LocalStack; SageMaker, Step Functions, Lambda on moto."
-        ),
+        typer.Option(help=BACKEND_HELP),
     ] = Backend.MOTO,
     localstack_url: Annotated[
         str,
@@ -300,8 +357,13 @@ def demo(
 
     def run() -> None:
         use_localstack = localstack_url if backend is Backend.LOCALSTACK else None
+        stand_in = {"api_stand_in": f"http://127.0.0.1:{api_port}/{API_STAGE}"}
         with open_session(
-            port=port, record=True, fresh=external is None, localstack_url=use_localstack
+            port=port,
+            record=True,
+            fresh=external is None,
+            localstack_url=use_localstack,
+            provision_options=stand_in if use_localstack else None,
         ) as session:
             elapsed = time.monotonic() - started
             typer.echo(f"resources provisioned ({elapsed:.1f} s); where each service runs:")
@@ -327,6 +389,8 @@ def demo(
             print_models(session)
             typer.echo(f"\nReports: {REPORTS_DIR}/")
             with start_gateway(session, api_port, workers=2) as gateway:
+                if use_localstack:
+                    show_localstack_api(session, gateway, use_localstack)
                 show_api(gateway)
                 typer.echo(f"\ndemo took {time.monotonic() - started:.1f} s")
                 if keep_running:
@@ -341,18 +405,28 @@ def demo(
 
     # AWS_ENDPOINT_URL set by the user: a LocalStack means "--backend localstack" with that URL;
     # anything else (e.g. `facet emulator` in another terminal) is used as it is, starting nothing.
+    try:
+        localstack_url = localstack.normalized_url(localstack_url)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--localstack-url") from None
     external = os.environ.get("AWS_ENDPOINT_URL")
+    if external:
+        try:
+            external = localstack.normalized_url(external)
+        except ValueError as error:
+            _fail(f"AWS_ENDPOINT_URL: {error}")
     if external and backend is Backend.MOTO and localstack.healthy(external):
         backend, localstack_url, external = Backend.LOCALSTACK, external, None
         os.environ.pop("AWS_ENDPOINT_URL")
     started_localstack = None
     if backend is Backend.LOCALSTACK and not localstack.healthy(localstack_url):
-        port_of_localstack = int(localstack_url.rsplit(":", 1)[1])
         typer.echo(f"starting LocalStack {localstack.VERSION} in host mode on {localstack_url} ...")
         try:
-            started_localstack = localstack.start(port_of_localstack)
+            started_localstack = localstack.start(localstack.port_of(localstack_url))
         except (localstack.LocalStackError, subprocess.CalledProcessError) as error:
             _fail(f"LocalStack could not be started: {error}")
+        else:
+            typer.echo(f"  its log: {started_localstack.log} (kept after it stops)")
     try:
         _guard(run)
     finally:
@@ -424,6 +498,7 @@ def ingest(
 
     def run() -> None:
         with open_session() as session:
+            require_pipeline(session.deployment)
             _run_batches(session, [(file, name)], started)
 
     _guard(run)
@@ -438,6 +513,7 @@ def pipeline_run(
 
     def run() -> None:
         with open_session() as session:
+            require_pipeline(session.deployment)
             arn = start(
                 client("stepfunctions"),
                 session.deployment.state_machine_arn,
@@ -462,12 +538,10 @@ def _with_session(action: Callable[[Session], None]) -> None:
 
 
 def _announce(session: Session, record: registry.PackageRecord) -> None:
-    names = session.deployment.names
-    deploy = names.step_function(
-        STEP_FUNCTIONS[next(k for k, v in STEP_FUNCTIONS.items() if v == "deploy_model")]
+    event = promotion.state_change_event(record, session.deployment.names.model_package_group)
+    response = client("lambda").invoke(
+        FunctionName=deploy_function(session.deployment), Payload=json.dumps(event).encode()
     )
-    event = promotion.state_change_event(record, names.model_package_group)
-    response = client("lambda").invoke(FunctionName=deploy, Payload=json.dumps(event).encode())
     if response.get("FunctionError"):
         _fail(f"the deploy function failed: {response['Payload'].read().decode()}")
 
@@ -511,15 +585,18 @@ def rollback(
                 "rollback returns to a version that was production once. Use `facet approve "
                 f"{version}` for a pending version, or --force."
             )
+        require_promotion(session.deployment)
         current = registry.read_pointer(
             client("ssm"), session.deployment.names.production_parameter
         )
         reason = f"Rollback to v{version} requested by the operator" + (
             f" (was v{current.version})" if current.arn else ""
         )
+        failpoints.reach("rollback:checked")
         approved = registry.set_status(
             client("sagemaker"), target, registry.ApprovalStatus.APPROVED, reason, keep_reason=True
         )
+        failpoints.reach("rollback:written")
         if target.status == registry.ApprovalStatus.APPROVED:
             # Still Approved: no status change, so the registry emits no event. Deliver the one
             # a re-approval means to the deploy function, as EventBridge would.
@@ -547,6 +624,7 @@ def approve(
                 f"v{version} is {target.status}, not waiting for approval; to return to an "
                 f"earlier production version use `facet rollback {version}`."
             )
+        require_promotion(session.deployment)
         approved = registry.set_status(
             client("sagemaker"),
             target,

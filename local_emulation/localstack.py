@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,23 @@ from local_emulation.emulator import clean_environment
 REPO: Final = Path(__file__).resolve().parents[1]
 VENV: Final = REPO / ".venv-localstack"
 STATE: Final = REPO / ".facet" / "localstack.json"
+LOG_DIR: Final = Path("build/localstack")  # beside the run's other outputs (build/reports, ...)
 VERSION: Final = "2026.3.0"
+# One account on both emulators: LocalStack takes a 12-digit access key as the account id
+# (the default `test` key gives 000000000000) and moto's default account is this one.
+ACCOUNT: Final = "123456789012"
+CREDENTIALS: Final = {
+    "AWS_ACCESS_KEY_ID": ACCOUNT,
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Creating a Lambda function makes LocalStack prepare its Docker runtime: download the runtime
+# init binary from GitHub (into its package directory, unless the package is there) and pull the
+# runtime image. Functions cannot run without Docker anyway, so Facet says the package is present
+# (an empty marker where LocalStack's package manager looks) and gives LocalStack a `docker`
+# command that answers `pull` only: functions become Active and CloudFormation can create them.
+LAMBDA_RUNTIME_PACKAGE: Final = "lambda-runtime/v0.1.41-pre/x86_64/var/rapid/init"
+ABSENT_DOCKER: Final = REPO / "local_emulation" / "absent_docker.py"
 REQUIREMENTS: Final = (
     f"localstack-core[runtime]=={VERSION}",
     "cbor2<6",
@@ -105,7 +122,7 @@ def install() -> None:
 
 def healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/_localstack/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/_localstack/health", timeout=2) as response:
             services = json.loads(response.read()).get("services", {})
     except (OSError, ValueError):
         return False
@@ -119,6 +136,7 @@ class LocalStack:
     port: int
     process: subprocess.Popen[bytes]
     data_dir: Path
+    log: Path
 
     @property
     def url(self) -> str:
@@ -136,11 +154,39 @@ class LocalStack:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def normalized_url(url: str) -> str:
+    """`http://host:port` from what a user typed (a trailing slash is fine; a path is not)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s)://host:port URL")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError(f"{url!r} has a path; give the endpoint only, e.g. http://127.0.0.1:4566")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{url!r} has an invalid port") from None
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+
+
+def port_of(url: str) -> int:
+    parts = urllib.parse.urlsplit(normalized_url(url))
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def log_path(port: int) -> Path:
+    return (LOG_DIR / f"localstack-{port}.log").resolve()
+
+
 def start(port: int = DEFAULT_PORT, timeout: float = 60.0, log: Path | None = None) -> LocalStack:
+    """Start LocalStack on 127.0.0.1:port; its log is kept (default build/localstack/)."""
     install()
     data_dir = Path(tempfile.mkdtemp(prefix="facet-localstack-"))
+    package_marker = data_dir / "var/lib/localstack/lib" / LAMBDA_RUNTIME_PACKAGE
+    package_marker.parent.mkdir(parents=True)
+    package_marker.touch()
     environment = {
         **clean_environment(),
+        "DOCKER_CMD": f"{python()} {ABSENT_DOCKER}",
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "GATEWAY_SERVER": "hypercorn",
         "DNS_ADDRESS": "0",
@@ -150,7 +196,9 @@ def start(port: int = DEFAULT_PORT, timeout: float = 60.0, log: Path | None = No
         "DISABLE_EVENTS": "1",
         "SKIP_SSL_CERT_DOWNLOAD": "1",
     }
-    output = (log or data_dir / "localstack.log").open("wb")
+    log = log or log_path(port)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    output = log.open("wb")
     process = subprocess.Popen(
         [str(python()), "-m", "localstack.runtime.main"],
         env=environment,
@@ -158,20 +206,20 @@ def start(port: int = DEFAULT_PORT, timeout: float = 60.0, log: Path | None = No
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    running = LocalStack(port, process, data_dir)
+    running = LocalStack(port, process, data_dir, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             running.stop()
             raise LocalStackError(
-                f"LocalStack exited with {process.returncode} while starting (log: {output.name})"
+                f"LocalStack exited with {process.returncode} while starting (log: {log})"
             )
         if healthy(running.url):
             return running
         time.sleep(0.3)
     running.stop()
     raise LocalStackError(
-        f"LocalStack did not become healthy on {running.url} within {timeout:.0f} s"
+        f"LocalStack did not become healthy on {running.url} within {timeout:.0f} s (log: {log})"
     )
 
 
@@ -192,10 +240,12 @@ def main() -> None:
                     "pid": running.process.pid,
                     "port": running.port,
                     "data_dir": str(running.data_dir),
+                    "log": str(running.log),
                 }
             )
         )
         print(f"LocalStack {VERSION} at {running.url} (pid {running.process.pid})")
+        print(f"its log: {running.log}")
         print("stop it with: python -m local_emulation.localstack stop")
     elif args.action == "stop":
         if not STATE.exists():

@@ -18,6 +18,7 @@ from contracts.names import (
     API_STAGE,
     HOLDOUT_KEY,
     HOLDOUT_MANIFEST_KEY,
+    LEDGER_PREFIX,
     LOCAL_SERVING_IMAGE,
     PIPELINE_CODE_PACKAGES,
     PIPELINE_HANDLER_MODULE,
@@ -39,6 +40,7 @@ from contracts.names import (
 from contracts.pointer import ProductionPointer
 from contracts.settings import Settings
 from infra.packaging import lambda_zip, training_source_tarball
+from local_emulation import rest_api
 from local_emulation.emulator import CLIENT_CONFIG
 from pipeline.definition import substitute
 from training.registry import describe, ensure_group, read_pointer, write_pointer
@@ -51,6 +53,9 @@ PIPELINE_LAMBDA_TIMEOUT: Final = 300
 PIPELINE_LAMBDA_MEMORY: Final = 2048
 LOCAL_TRAINING_IMAGE: Final = "local/facet-training:framework"
 LOCAL_INSTANCE_TYPE: Final = "ml.m5.large"
+# A trigger received but not deleted (its reader crashed) comes back after this long; starting
+# an execution takes well under a second, so no live reader loses its message to another.
+TRIGGER_REDELIVERY_SECONDS: Final = 10
 _ASSUME: Final = {
     "lambda": "lambda.amazonaws.com",
     "sagemaker": "sagemaker.amazonaws.com",
@@ -135,6 +140,30 @@ def _bucket(s3: Any, name: str, region: str) -> None:
         else:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _empty_stale_lake(s3: Any, sagemaker: Any, group: str, buckets: tuple[str, ...]) -> None:
+    """A lake that remembers processed batches beside a registry that holds no model is the
+    lake of an earlier run whose registry is gone (an embedded moto ends with its process, a
+    LocalStack keeps running): its batches would all be skipped as processed. Empty it, so that
+    the lake and the registry describe one deployment again."""
+    if sagemaker.list_model_packages(ModelPackageGroupName=group, MaxResults=1)[
+        "ModelPackageSummaryList"
+    ]:
+        return
+    if not s3.list_objects_v2(Bucket=buckets[0], Prefix=LEDGER_PREFIX, MaxKeys=1).get("KeyCount"):
+        return
+    for bucket in buckets:
+        log.warning(
+            "emptying s3://%s: it holds an earlier run's lake, but the registry is new", bucket
+        )
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            objects = [
+                {"Key": item["Key"], "VersionId": item["VersionId"]}
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            if objects:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
 
 
 def _object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -254,6 +283,7 @@ def provision(
     poll_seconds: int = 2,
     models: str = "linear,tree,lightgbm",
     hyperparameters: dict[str, str] | None = None,
+    api_stand_in: str | None = None,
 ) -> Deployment:
     """Everything the pipeline needs, in the emulator the environment points at; the stage's
     names (default: FACET_STAGE, else dev) keep stages apart in one emulator, as in one account."""
@@ -274,14 +304,17 @@ def provision(
     s3.put_bucket_notification_configuration(
         Bucket=names.data_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
+    sagemaker = client("sagemaker")
+    ensure_group(sagemaker, names.model_package_group)
+    _empty_stale_lake(
+        s3, sagemaker, names.model_package_group, (names.data_bucket, names.artifacts_bucket)
+    )
     seeded = seed_lake(s3, names.data_bucket, archive_only=archive_only)
     if seeded:
         log.info("seeded the lake: %s", seeded)
     s3.put_object(
         Bucket=names.artifacts_bucket, Key=TRAINING_CODE_KEY, Body=training_source_tarball()
     )
-    sagemaker = client("sagemaker")
-    ensure_group(sagemaker, names.model_package_group)
     _reset_stale_pointer(client("ssm"), sagemaker, stage_names.production_parameter)
 
     environment = pipeline_environment(
@@ -331,7 +364,10 @@ def provision(
         )["stateMachineArn"]
 
     sqs, events = client("sqs"), client("events")
-    queue_url = sqs.create_queue(QueueName=stage_names.local_trigger_queue)["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName=stage_names.local_trigger_queue,
+        Attributes={"VisibilityTimeout": str(TRIGGER_REDELIVERY_SECONDS)},
+    )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -365,7 +401,15 @@ def provision(
         Rule=stage_names.model_approval_rule,
         Targets=[{"Id": "deploy-function", "Arn": deploy_arn}],
     )
-    api_definition(client("apigateway"), serving_arn, region, stage_names.api_name)
+    # The cloud's integration is the serving Lambda; on LocalStack, which cannot run it, an HTTP
+    # stand-in running the same handler (`api_stand_in`, the local gateway's URL).
+    rest_api.declare(
+        client("apigateway"),
+        stage_names,
+        rest_api.HttpProxy(api_stand_in)
+        if api_stand_in
+        else rest_api.LambdaProxy(serving_arn, region),
+    )
     return Deployment(
         account,
         region,
@@ -376,57 +420,3 @@ def provision(
         queue_url,
         names.model_package_group,
     )
-
-
-def api_definition(apigateway: Any, function_arn: str, region: str, api_name: str) -> str:
-    """The REST API as the CDK app declares it (root, {proxy+}, /v1 with API keys, stage prod).
-
-    Requests are served by the local gateway (local_emulation/gateway.py): invoking a Lambda proxy
-    integration needs a Lambda runtime the emulators here do not have without Docker.
-    """
-    existing = [
-        api for api in apigateway.get_rest_apis().get("items", []) if api["name"] == api_name
-    ]
-    if existing:
-        return str(existing[0]["id"])
-    api_id = apigateway.create_rest_api(
-        name=api_name, binaryMediaTypes=["multipart/form-data", "text/csv"]
-    )["id"]
-    root = next(
-        r["id"] for r in apigateway.get_resources(restApiId=api_id)["items"] if r["path"] == "/"
-    )
-    uri = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-
-    def method(resource: str, http_method: str, key: bool) -> None:
-        apigateway.put_method(
-            restApiId=api_id,
-            resourceId=resource,
-            httpMethod=http_method,
-            authorizationType="NONE",
-            apiKeyRequired=key,
-        )
-        apigateway.put_integration(
-            restApiId=api_id,
-            resourceId=resource,
-            httpMethod=http_method,
-            type="AWS_PROXY",
-            integrationHttpMethod="POST",
-            uri=uri,
-        )
-
-    method(root, "GET", key=False)
-    proxy = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")["id"]
-    method(proxy, "ANY", key=False)
-    v1 = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="v1")["id"]
-    method(
-        apigateway.create_resource(restApiId=api_id, parentId=v1, pathPart="{proxy+}")["id"],
-        "ANY",
-        key=True,
-    )
-    method(
-        apigateway.create_resource(restApiId=api_id, parentId=v1, pathPart="prices")["id"],
-        "POST",
-        key=True,
-    )
-    apigateway.create_deployment(restApiId=api_id, stageName=API_STAGE)
-    return str(api_id)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from botocore.exceptions import (
+    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -27,6 +28,7 @@ from botocore.exceptions import (
 
 from contracts.names import Zone
 from contracts.settings import Settings
+from local_emulation import localstack
 from local_emulation.emulator import EmbeddedEmulator
 from local_emulation.provision import Deployment, client, deployment_names, provision
 from local_emulation.triggers import ExecutionResult, drain, wait_for
@@ -34,6 +36,7 @@ from pipeline.lake import list_keys
 
 STATE_DIR: Final = Path(".facet")
 ENDPOINT_FILE: Final = STATE_DIR / "endpoint.json"
+SESSION_VARIABLES: Final = ("AWS_ENDPOINT_URL", *localstack.CREDENTIALS)
 EMULATOR_GONE_ERRORS: Final = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -171,10 +174,13 @@ def service_backends(labels: dict[str, str]) -> list[tuple[str, str, str]]:
 
 
 def recorded_environment() -> dict[str, str] | None:
+    """The endpoints (and emulator credentials) a running demo or emulator recorded, if they
+    still answer."""
     if not ENDPOINT_FILE.exists():
         return None
     environment = dict(json.loads(ENDPOINT_FILE.read_text())["environment"])
-    return environment if all(_reachable(url) for url in set(environment.values())) else None
+    endpoints = {v for k, v in environment.items() if k.startswith("AWS_ENDPOINT_URL")}
+    return environment if all(_reachable(url) for url in endpoints) else None
 
 
 def record_endpoint(environment: dict[str, str]) -> None:
@@ -185,6 +191,109 @@ def record_endpoint(environment: dict[str, str]) -> None:
 def forget_endpoint() -> None:
     if ENDPOINT_FILE.exists() and json.loads(ENDPOINT_FILE.read_text()).get("pid") == os.getpid():
         ENDPOINT_FILE.unlink()
+
+
+class EndpointError(Exception):
+    """The endpoints given cannot serve every service a command needs."""
+
+
+def external_environment() -> dict[str, str] | None:
+    """The endpoints a command uses when it starts no emulator of its own, or None.
+
+    AWS_ENDPOINT_URL set by the user wins; pointed at the LocalStack a running demo uses, the
+    demo's per-service endpoints come with it (SageMaker, Step Functions, Lambda and IAM live on
+    that demo's moto). Pointed at a LocalStack alone, the command cannot work: say so before
+    doing anything.
+    """
+    given = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
+    recorded = recorded_environment()
+    if not given.get("AWS_ENDPOINT_URL"):
+        return recorded
+    try:
+        given["AWS_ENDPOINT_URL"] = localstack.normalized_url(given["AWS_ENDPOINT_URL"])
+    except ValueError as error:
+        raise EndpointError(f"AWS_ENDPOINT_URL: {error}") from None
+    if recorded and recorded.get("AWS_ENDPOINT_URL") == given["AWS_ENDPOINT_URL"]:
+        return recorded | given
+    moved = [s for s in MOTO_SERVICES_WITH_LOCALSTACK if f"AWS_ENDPOINT_URL_{s}" not in given]
+    if moved and localstack.healthy(given["AWS_ENDPOINT_URL"]):
+        raise EndpointError(
+            f"{given['AWS_ENDPOINT_URL']} is a LocalStack: SageMaker is not in its free edition "
+            "and its Step Functions cannot reach a Lambda without Docker. Run `facet demo "
+            "--backend localstack` (it keeps SageMaker, Step Functions, Lambda and IAM on an "
+            "embedded moto and records both endpoints in .facet/endpoint.json for other "
+            "commands), or set " + ", ".join(f"AWS_ENDPOINT_URL_{s}" for s in moved) + "."
+        )
+    return given
+
+
+class PreflightError(Exception):
+    """A resource a command is about to change or use is missing where the endpoints point."""
+
+
+def deploy_function(deployment: Deployment) -> str:
+    return deployment.names.step_function("deploy_model")
+
+
+def _require(what: str, name: str, service: str, probe: Callable[[Any], object]) -> None:
+    api = client(service)
+    try:
+        probe(api)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        raise PreflightError(
+            f"the {what} {name} is not usable at {api.meta.endpoint_url} "
+            f"({details.get('Code')}: {details.get('Message')}); nothing was changed. "
+            "Is the demo that provisioned it still running, with this stage (FACET_STAGE)?"
+        ) from None
+
+
+def require_pipeline(deployment: Deployment) -> None:
+    """What landing a batch or starting a run needs, checked before anything is written."""
+    _require(
+        "state machine",
+        deployment.state_machine_arn,
+        "stepfunctions",
+        lambda sfn: sfn.describe_state_machine(stateMachineArn=deployment.state_machine_arn),
+    )
+    _require(
+        "data lake bucket",
+        deployment.data_bucket,
+        "s3",
+        lambda s3: s3.head_bucket(Bucket=deployment.data_bucket),
+    )
+    _require(
+        "trigger queue",
+        deployment.trigger_queue_url,
+        "sqs",
+        lambda sqs: sqs.get_queue_attributes(
+            QueueUrl=deployment.trigger_queue_url, AttributeNames=["QueueArn"]
+        ),
+    )
+
+
+def require_promotion(deployment: Deployment) -> None:
+    """What changing production needs (the registry, the deploy function that moves the
+    pointer, the pointer itself), checked before the registry is written."""
+    _require(
+        "model package group",
+        deployment.model_package_group,
+        "sagemaker",
+        lambda sagemaker: sagemaker.describe_model_package_group(
+            ModelPackageGroupName=deployment.model_package_group
+        ),
+    )
+    name = deploy_function(deployment)
+    _require("deploy function", name, "lambda", lambda lam: lam.get_function(FunctionName=name))
+    parameter = deployment.names.production_parameter
+    _require(
+        "production pointer",
+        parameter,
+        "ssm",
+        lambda ssm: ssm.describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Values": [parameter]}]
+        ),
+    )
 
 
 @contextlib.contextmanager
@@ -202,27 +311,22 @@ def open_session(
     `fresh` starts an embedded moto; with `localstack_url` too, LocalStack serves everything but
     the MOTO_SERVICES_WITH_LOCALSTACK, which stay on the embedded moto.
     """
-    external: dict[str, str] | None = None
-    if not fresh:
-        if os.environ.get("AWS_ENDPOINT_URL"):
-            external = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
-        else:
-            external = recorded_environment()
+    external = None if fresh else external_environment()
     embedded: EmbeddedEmulator | None = None
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL")}
+    saved = {k: v for k, v in os.environ.items() if k.startswith(SESSION_VARIABLES)}
     labels: dict[str, str] = {}
     try:
+        # Emulator credentials, always: LocalStack's account is the access key, and both
+        # emulators must agree on it (see localstack.CREDENTIALS).
+        os.environ.update(localstack.CREDENTIALS)
         if external:
             os.environ.update(external)
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
             environment = external
         else:
             embedded = EmbeddedEmulator(port).start()
             environment = endpoint_environment(
                 localstack_url or embedded.endpoint, embedded.endpoint if localstack_url else None
-            )
+            ) | dict(localstack.CREDENTIALS)
             os.environ.update(environment)
             labels[embedded.endpoint] = "moto (embedded)"
         if localstack_url:
@@ -245,7 +349,7 @@ def open_session(
             if record:
                 forget_endpoint()
             embedded.stop()
-        for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+        for name in [k for k in os.environ if k.startswith(SESSION_VARIABLES)]:
             if name not in saved:
                 os.environ.pop(name)
         os.environ.update(saved)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.names import RAW_BATCH_EVENT_PATHS, RAW_BATCH_EVENT_TEMPLATE
+from local_emulation import failpoints
 from pipeline.lake import batch_stamp
 
 
@@ -82,7 +83,11 @@ def start(sfn: Any, state_machine_arn: str, run_input: dict[str, Any]) -> str:
 def drain(
     sqs: Any, sfn: Any, queue_url: str, state_machine_arn: str, wait_seconds: int = 0
 ) -> list[str]:
-    """Start one execution per queued trigger; returns their ARNs."""
+    """Start one execution per queued trigger; returns their ARNs.
+
+    A message is deleted only once its execution has started: a crash in between redelivers it
+    after the queue's visibility timeout, and the batch ledger makes the second run a no-op.
+    """
     started: list[str] = []
     while True:
         messages = sqs.receive_message(
@@ -92,6 +97,7 @@ def drain(
             return started
         for message in messages:
             started.append(start(sfn, state_machine_arn, run_input_from_message(message["Body"])))
+            failpoints.reach("trigger:started")
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         wait_seconds = 0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from contracts.api import GATEWAY_ANSWERS, PRICE_API_ROUTES
+from contracts.api import GATEWAY_ANSWERS, PRICE_API_ROUTES, diamond_request_schema
 from contracts.names import (
     API_STAGE,
     PRICE_SHIFT_METRIC,
@@ -190,8 +190,8 @@ def test_api_stage_throttling_access_logs_and_tracing(synthesized: Synthesized) 
                 [
                     Match.object_like(
                         {
-                            "ThrottlingRateLimit": DEV.throttle_rate,
-                            "ThrottlingBurstLimit": DEV.throttle_burst,
+                            "ThrottlingRateLimit": DEV.throttle.rate,
+                            "ThrottlingBurstLimit": DEV.throttle.burst,
                         }
                     )
                 ]
@@ -263,6 +263,8 @@ def test_api_validates_the_price_body_against_the_schema(synthesized: Synthesize
         "maximum": 10,
     }
     assert schema["additionalProperties"] is False
+    # the emulators declare their Diamond model from the same contract
+    assert schema == diamond_request_schema()
     usage_plans = [
         r["Properties"] for r in template.values() if r["Type"] == "AWS::ApiGateway::UsagePlan"
     ]

@@ -88,8 +88,8 @@ def test_each_stage_carries_its_declared_policies(
     (api_stage,) = resources(synthesized, "FacetServing", "AWS::ApiGateway::Stage").values()
     settings: dict[str, Any] = api_stage["Properties"]["MethodSettings"][0]
     assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
-        profile.throttle_rate,
-        profile.throttle_burst,
+        profile.throttle.rate,
+        profile.throttle.burst,
     )
     retention = {
         g["Properties"].get("RetentionInDays")
