@@ -1,19 +1,22 @@
 """The `docker` command Facet gives LocalStack (DOCKER_CMD) on a machine without a Docker engine.
 
-LocalStack pulls a function's runtime image when the function is created; without an engine that
-fails and the function (and a CloudFormation stack holding it) fails with it. This answers
-`pull` with success, so functions can be created and deployed; everything else (running a
-function) fails with a message that says why. Standalone: LocalStack runs it with its own Python.
+LocalStack checks for Docker (`docker ps`) and pulls a function's runtime image when a Lambda
+function is created; without an engine the function, and a CloudFormation stack holding it,
+fails. This answers those two with success (no containers, nothing to pull), so functions can be
+created and deployed; anything else, such as creating the container that would run a function,
+fails with a message that says why. Standalone: LocalStack runs it with its own Python.
 """
 
 import sys
 
+ANSWERED = {"ps", "pull"}
+
 if __name__ == "__main__":
-    command = sys.argv[1:2]
-    if command == ["pull"]:
+    if sys.argv[1:2] and sys.argv[1] in ANSWERED:
         sys.exit(0)
     sys.stderr.write(
-        "no Docker engine on this machine: LocalStack can create Lambda functions here "
-        "but not run them (Facet runs them on its own local Lambda compute)\n"
+        f"docker {' '.join(sys.argv[1:3])}: no Docker engine on this machine. LocalStack can "
+        "create Lambda functions here but not run them (Facet runs them on its own local "
+        "Lambda compute)\n"
     )
     sys.exit(1)

@@ -17,12 +17,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import boto3
 import typer
 
 from contracts.api import API_KEY_HEADER
 from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env
 from contracts.schema import example_diamond
-from local_emulation import failpoints, localstack, rest_api
+from local_emulation import failpoints, localstack, rehearsal, rest_api
+from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import client, serving_environment
 from local_emulation.session import (
@@ -732,6 +734,107 @@ def holdout_refresh(
         )
 
     _guard(lambda: _with_session(run))
+
+
+class StageChoice(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+@app.command()
+def rehearse(
+    stage: Annotated[StageChoice, typer.Option(help="The stage to synthesize and deploy.")] = (
+        StageChoice.DEV
+    ),
+    cdk_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="A cloud assembly to deploy (synthesized with -c account="
+            f"{localstack.ACCOUNT} -c region=us-east-1); default: `cdk synth` it now.",
+            file_okay=False,
+        ),
+    ] = None,
+    localstack_url: Annotated[
+        str | None,
+        typer.Option(help="A LocalStack to deploy into; default: start one, stop it after."),
+    ] = None,
+) -> None:
+    """Rehearse `cdk deploy`: the synthesized stacks through CloudFormation into host-mode
+    LocalStack (bootstrap, file assets, stacks in dependency order), then read back what
+    matters and say what LocalStack's free edition could not create."""
+    started = time.monotonic()
+    region = localstack.CREDENTIALS["AWS_DEFAULT_REGION"]
+    if cdk_out is None:
+        cdk_out = Path("build/rehearsal") / stage.value / "cdk.out"
+        typer.echo(f"cdk synth -c stage={stage.value} -c account={localstack.ACCOUNT} ...")
+        try:
+            rehearsal.synthesize(cdk_out, stage.value, localstack.ACCOUNT, region)
+        except rehearsal.RehearsalError as error:
+            _fail(str(error))
+        typer.echo(f"  {cdk_out}/ ({time.monotonic() - started:.1f} s)")
+    running = None
+    try:
+        url = localstack.normalized_url(localstack_url) if localstack_url else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--localstack-url") from None
+    if url is None or not localstack.healthy(url):
+        port = localstack.port_of(url) if url else free_port()
+        typer.echo(f"starting LocalStack {localstack.VERSION} in host mode on port {port} ...")
+        try:
+            running = localstack.start(port, timeout=120)
+        except (localstack.LocalStackError, subprocess.CalledProcessError) as error:
+            _fail(f"LocalStack could not be started: {error}")
+            return
+        url = running.url
+        typer.echo(f"  its log: {running.log}")
+    assert url is not None
+    endpoint = url
+
+    def clients(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            aws_access_key_id=localstack.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=localstack.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=region,
+        )
+
+    try:
+        result = rehearsal.rehearse(
+            clients,
+            endpoint,
+            cdk_out,
+            stage=stage.value,
+            account=localstack.ACCOUNT,
+            region=region,
+            on_stack=lambda name, seconds: typer.echo(
+                f"  {name:<34} CREATE_COMPLETE  {seconds:5.1f} s"
+            ),
+        )
+    except rehearsal.RehearsalError as error:
+        _fail(f"the rehearsal failed: {error}")
+        return
+    finally:
+        if running is not None:
+            running.stop()
+    typer.echo("\nSkipped (LocalStack's free edition, no Docker engine):")
+    for item in result.skipped:
+        typer.echo(f"  - {item.what}: {item.why}")
+    typer.echo("\nRead back through the service APIs:")
+    for check in result.checks:
+        mark = "gap " if check.localstack_gap else "ok  " if check.ok else "FAIL"
+        typer.echo(f"  {mark} {check.what}: {check.detail}")
+    failed = [check for check in result.checks if not check.ok]
+    typer.echo(
+        f"\n{len(result.stacks)} stacks deployed, {len(result.checks) - len(failed)}/"
+        f"{len(result.checks)} read-backs as declared "
+        f"({sum(c.localstack_gap for c in result.checks)} LocalStack gaps), "
+        f"{len(result.skipped)} skipped; "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
