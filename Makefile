@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 SETUP_STAMP := $(VENV)/.facet-setup
 LOCALSTACK_STAMP := .venv-localstack/.facet-setup
 
-.PHONY: setup demo demo-localstack test check lint bench synth assets notebook deploy destroy \
+.PHONY: setup demo demo-localstack rehearse test check lint bench synth assets notebook deploy destroy \
 	deploy-delivery clean
 
 $(SETUP_STAMP): pyproject.toml constraints.txt package-lock.json scripts/system-packages.sh
@@ -34,6 +34,9 @@ demo: $(SETUP_STAMP) ## The main job: the whole system on an embedded AWS emulat
 demo-localstack: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## The same against LocalStack in host mode.
 	$(BIN)/facet demo --backend localstack $(ARGS)
 
+rehearse: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Rehearse `cdk deploy` into host-mode LocalStack and read it back.
+	$(BIN)/facet rehearse --stage $(STAGE) $(ARGS)
+
 test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
 	$(BIN)/python -m pytest -q || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
 	$(BIN)/ruff check .
@@ -46,6 +49,7 @@ lint: $(SETUP_STAMP)
 bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not tests). Needs Debian's wrk.
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_pipeline.py --backend localstack
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_infra.py
 

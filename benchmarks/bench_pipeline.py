@@ -1,13 +1,16 @@
 """Pipeline targets, measured and printed (issue: the retraining pipeline). Not a test: it reports.
 
-    python benchmarks/bench_pipeline.py
+    python benchmarks/bench_pipeline.py                       # on the embedded moto
+    python benchmarks/bench_pipeline.py --backend localstack  # LocalStack (started by the demo)
 
 Runs `facet demo --batches 1 --rows 5000 --exit` as a user would, in its own process, and samples
-the memory of that process and all its children (Lambda handlers, training jobs) from /proc.
+the memory of that process and all its children (Lambda handlers, training jobs, LocalStack) from
+/proc.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -44,8 +47,16 @@ def tree_rss_kb(root: int) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
+    backend = parser.parse_args().backend
     port = free_port()
     environment = clean_environment()
+    backend_arguments = (
+        ["--backend", "localstack", "--localstack-url", f"http://127.0.0.1:{free_port()}"]
+        if backend == "localstack"
+        else []
+    )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         process = subprocess.Popen(
@@ -61,6 +72,9 @@ def main() -> None:
                 "--exit",
                 "--port",
                 str(port),
+                "--api-port",
+                str(free_port()),
+                *backend_arguments,
             ],
             cwd=tmp,
             env=environment,
@@ -84,6 +98,7 @@ def main() -> None:
         print(output)
         raise SystemExit(f"demo failed with exit code {process.returncode}")
     first = float(re.search(r"first production model ([\d.]+) s", output).group(1))  # type: ignore[union-attr]
+    provisioned = float(re.search(r"resources provisioned \(([\d.]+) s\)", output).group(1))  # type: ignore[union-attr]
     runs = [float(v) for v in re.findall(r"=> .*\(([\d.]+) s\)", output)]
     verdicts = [float(v) for v in re.findall(r"judged in ([\d.]+) s", output)]
     peak_mb = peak["kb"] / 1024
@@ -91,6 +106,8 @@ def main() -> None:
     def line(name: str, value: str, target: str, ok: bool) -> None:
         print(f"{name:<56} {value:>10}   target {target:<10} {'MET' if ok else 'MISSED'}")
 
+    print(f"backend: {backend}")
+    line("facet demo: start, resources provisioned", f"{provisioned:.1f} s", "(info)", True)
     line(
         "facet demo: cold start to a registered production model",
         f"{first:.1f} s",

@@ -185,6 +185,19 @@ def test_localstack_applies_the_input_transformer_to_s3_events(
     assert len(message["etag"]) == 32  # LocalStack sends `etag` (moto: `eTag`)
 
 
+def test_localstack_delivers_to_the_targets_of_a_disabled_rule(
+    stack: localstack.LocalStack, raw_rule: dict[str, Any]
+) -> None:
+    """AWS delivers nothing for a DISABLED rule; LocalStack 2026.3.0 still does. Facet never
+    disables a rule to stop runs (documented in docs/local-emulation.md)."""
+    events = client(stack, "events")
+    events.put_targets(Rule=raw_rule["rule"], Targets=[{"Id": "q", "Arn": raw_rule["arn"]}])
+    events.disable_rule(Name=raw_rule["rule"])
+    assert events.describe_rule(Name=raw_rule["rule"])["State"] == "DISABLED"
+    client(stack, "s3").put_object(Bucket=raw_rule["bucket"], Key="raw/c.csv", Body=b"a\n1\n")
+    assert first_message(stack, raw_rule["queue"])["detail"]["object"]["key"] == "raw/c.csv"
+
+
 def test_localstack_takes_a_12_digit_access_key_as_the_account(
     stack: localstack.LocalStack,
 ) -> None:
@@ -535,6 +548,10 @@ def test_every_follow_up_command_works_beside_a_localstack_demo(
     models = demo.facet("models")
     assert models.returncode == 0, models.stderr
     assert "Approved (production)" in models.stdout
+
+    listed = demo.facet("batches")
+    assert listed.returncode == 0, listed.stderr
+    assert "diamonds_raw_" in listed.stdout
 
     # AWS_ENDPOINT_URL at the demo's LocalStack (with a trailing slash) means the same endpoints
     pointed = demo.facet("models", AWS_ENDPOINT_URL=demo.environment["AWS_ENDPOINT_URL"] + "/")
