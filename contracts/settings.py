@@ -152,6 +152,19 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds the pipeline waits between training-job status checks.",
     )
+    local_training_poll_seconds: int = Field(
+        1,
+        validation_alias=Env.LOCAL_TRAINING_POLL_SECONDS.value,
+        gt=0,
+        description="The same wait in the emulator, which provisions the pipeline with it: a "
+        "local job ends in seconds, and the ASL that AWS runs is unchanged.",
+    )
+    local_lambda_idle_seconds: float = Field(
+        120.0,
+        validation_alias=Env.LOCAL_LAMBDA_IDLE_SECONDS.value,
+        gt=0,
+        description="The emulator stops a Lambda execution environment idle this long.",
+    )
     training_max_seconds: int = Field(
         3600,
         validation_alias=Env.TRAINING_MAX_SECONDS.value,

@@ -32,7 +32,8 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
-from local_emulation.lambda_executor import Invocation, LambdaExecutor
+from contracts.settings import Settings
+from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
 
 log = logging.getLogger("facet.emulation")
@@ -147,10 +148,19 @@ def package_state_change(package: Any) -> dict[str, Any]:
 
 def install_seams(work_dir: Path) -> Seams:
     from moto.awslambda.models import LambdaFunction
+    from moto.core.exceptions import JsonRESTError
     from moto.events.models import Rule
     from moto.sagemaker.models import SageMakerModelBackend
 
-    executor = LambdaExecutor(work_dir, aws_environment())
+    class TooManyRequestsError(JsonRESTError):
+        """Lambda's answer when a function's reserved concurrency is exhausted (HTTP 429)."""
+
+        code = 429
+
+        def __init__(self, message: str) -> None:
+            super().__init__("TooManyRequestsException", message)
+
+    executor = LambdaExecutor(work_dir, aws_environment(), Settings().local_lambda_idle_seconds)
     runner = TrainingRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
     originals: dict[str, Any] = {
         "invoke": LambdaFunction._invoke_lambda,
@@ -167,11 +177,18 @@ def install_seams(work_dir: Path) -> Seams:
             environment=dict(self.environment_vars or {}),
             timeout_seconds=float(self.timeout or 3),
             memory_mb=int(self.memory_size or 128),
+            reserved_concurrency=(
+                int(self.reserved_concurrency) if self.reserved_concurrency is not None else None
+            ),
         )
-        result = executor.invoke(invocation, event if event is not None else {})
+        try:
+            result = executor.invoke(invocation, event if event is not None else {})
+        except ConcurrencyLimitError as error:
+            raise TooManyRequestsError(str(error)) from None
+        logs = ("INIT_START (cold start)\n" if result.cold_start else "") + result.logs
         self.logs_backend.ensure_log_group(self.logs_group_name)
-        self.save_logs(result.logs or "(no output)")
-        return result.payload, result.is_error, result.logs
+        self.save_logs(logs or "(no output)")
+        return result.payload, result.is_error, logs
 
     def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
         algorithm = kwargs.get("algorithm_specification") or {}
@@ -312,6 +329,7 @@ class EmbeddedEmulator:
             self.seams.runner.wait(timeout=120)
             self.seams.deliveries.wait(timeout=60)
             self.seams.uninstall()
+            self.seams.executor.close()
             self.seams = None
         if self._server is not None:
             self._server.stop()

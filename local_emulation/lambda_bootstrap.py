@@ -1,6 +1,13 @@
-"""Runs one Lambda invocation in a fresh interpreter, as the Lambda Python runtime does.
+"""A Lambda execution environment's runtime loop, as the Lambda Python runtime runs it.
 
-    python -I lambda_bootstrap.py <task_root> <module.function> <result_file>   (event on stdin)
+    python -I -u lambda_bootstrap.py <task_root> <module.function> <result_fd>
+
+Reads one invocation per line on stdin ({"request_id", "timeout", "event"}), calls the handler,
+and writes one outcome per line to the file descriptor <result_fd>; print() output and tracebacks
+go to stdout/stderr, the environment's log. The handler's module is imported on the first
+invocation and kept, so module-level state (clients, loaded models) persists between invocations
+exactly as in a warm Lambda environment; an import that fails is retried on the next invocation,
+as Lambda re-initializes after an init error.
 
 Standalone on purpose (stdlib only, no project imports): the function's own code, extracted from
 its deployment zip into <task_root>, is first on sys.path, exactly as in /var/task.
@@ -14,51 +21,59 @@ import os
 import sys
 import time
 import traceback
-import uuid
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 
 class LambdaContext:
     """The attributes and method of the Lambda Python runtime's context object."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_id: str, timeout: float) -> None:
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
         self.invoked_function_arn = os.environ.get("FACET_LOCAL_FUNCTION_ARN", "")
-        self.aws_request_id = os.environ.get("FACET_LOCAL_REQUEST_ID", str(uuid.uuid4()))
+        self.aws_request_id = request_id
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        self._deadline = time.monotonic() + float(
-            os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3")
-        )
+        self._deadline = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def main() -> int:
-    task_root, handler_path, result_file = sys.argv[1:4]
+    task_root, handler_path, result_fd = sys.argv[1:4]
     sys.path.insert(0, task_root)
     os.chdir(task_root)
-    event = json.loads(sys.stdin.read() or "{}")
-    try:
-        module_name, function_name = handler_path.rsplit(".", 1)
-        handler = getattr(importlib.import_module(module_name), function_name)
-        result = handler(event, LambdaContext())
-        outcome = {"ok": True, "payload": result}
-    except Exception as error:  # the runtime reports every exception as the function's error
-        outcome = {
-            "ok": False,
-            "payload": {
-                "errorMessage": str(error),
-                "errorType": type(error).__name__,
-                "requestId": os.environ.get("FACET_LOCAL_REQUEST_ID", ""),
-                "stackTrace": traceback.format_tb(error.__traceback__),
-            },
-        }
-        traceback.print_exc()
-    Path(result_file).write_text(json.dumps(outcome, default=str))
+    results = os.fdopen(int(result_fd), "w", encoding="utf-8")
+    handler: Callable[[Any, LambdaContext], Any] | None = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        request_id = request["request_id"]
+        print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
+        try:
+            if handler is None:
+                module_name, function_name = handler_path.rsplit(".", 1)
+                handler = getattr(importlib.import_module(module_name), function_name)
+            event = json.loads(request["event"] or "{}")
+            result = handler(event, LambdaContext(request_id, float(request["timeout"])))
+            outcome = {"ok": True, "payload": result}
+        except Exception as error:  # the runtime reports every exception as the function's error
+            outcome = {
+                "ok": False,
+                "payload": {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": request_id,
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                },
+            }
+            traceback.print_exc()
+        sys.stderr.flush()
+        print(f"END RequestId: {request_id}", flush=True)
+        results.write(json.dumps(outcome, default=str) + "\n")
+        results.flush()
     return 0
 
 

@@ -1,9 +1,14 @@
-"""The Lambda compute the emulator lacks: run a function's Python handler from its own code.
+"""The Lambda compute the emulator lacks: run a function's Python handler from its own code, in
+execution environments that are reused as Lambda reuses them.
 
-Each invocation runs in a fresh interpreter (as a cold Lambda would): the deployment zip is
-extracted once per code hash, the function's environment is applied, its timeout is enforced,
-and the result or error comes back in the Lambda API's shapes. Third-party packages come from
-this virtualenv, standing in for the function's layer.
+An environment is one interpreter running `lambda_bootstrap.py` for one function, code and
+configuration. The first invocation starts it (a cold start, counted and logged); later
+invocations reuse it while it is idle, so module-level state persists between them exactly as in
+Lambda. Concurrent invocations open more environments, up to the function's reserved concurrency
+(beyond it: TooManyRequestsException, as Lambda throttles). A new code hash or configuration
+retires the old environments; a crash or a timeout discards the environment; an environment idle
+past `idle_seconds` is stopped. The deployment zip is extracted once per code hash; third-party
+packages come from this virtualenv, standing in for the function's layer.
 """
 
 from __future__ import annotations
@@ -13,21 +18,26 @@ import io
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 import uuid
 import zipfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 log = logging.getLogger("facet.emulation.lambda")
 BOOTSTRAP: Final = Path(__file__).with_name("lambda_bootstrap.py")
 # Variables a Lambda runtime provides that the handlers (through boto3) rely on.
 _PASSED_THROUGH: Final = ("PATH", "LANG", "HOME", "TMPDIR")
 _LOG_TAIL_BYTES: Final = 4096
+# Lambda keeps an idle environment for minutes (undocumented, typically 5-15); shorter here, as
+# every environment holds an interpreter with the function's imports in this machine's memory.
+DEFAULT_IDLE_SECONDS: Final = 120.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class Invocation:
     environment: dict[str, str]
     timeout_seconds: float
     memory_mb: int
+    reserved_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,14 +57,49 @@ class InvocationResult:
     payload: str
     is_error: bool
     logs: str
+    cold_start: bool = False
+
+
+class ConcurrencyLimitError(Exception):
+    """Every environment the function's reserved concurrency allows is busy."""
+
+
+@dataclass
+class Environment:
+    function_name: str
+    configuration: str  # digest of code, handler and environment: a change retires it
+    process: subprocess.Popen[bytes]
+    results: int  # read end of the pipe the runtime writes outcomes to
+    log_path: Path
+    busy: bool = True
+    retired: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+    invocations: int = 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin,):
+            if stream is not None:
+                stream.close()
+        os.close(self.results)
 
 
 class LambdaExecutor:
     """Runs invocations; `aws_environment` gives the region, credentials and endpoints to use."""
 
-    def __init__(self, work_dir: Path, aws_environment: dict[str, str]) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        aws_environment: dict[str, str],
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+    ) -> None:
         self.work_dir = work_dir
         self.aws_environment = aws_environment
+        self.idle_seconds = idle_seconds
+        self.cold_starts: Counter[str] = Counter()
+        self._environments: list[Environment] = []
         self._lock = threading.Lock()
 
     def _task_root(self, code: bytes) -> Path:
@@ -67,9 +113,7 @@ class LambdaExecutor:
                 (root / ".extracted").touch()
         return root
 
-    def invoke(self, invocation: Invocation, event: object) -> InvocationResult:
-        task_root = self._task_root(invocation.code)
-        request_id = str(uuid.uuid4())
+    def _variables(self, invocation: Invocation, task_root: Path) -> dict[str, str]:
         environment = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
         environment |= self.aws_environment
         environment |= invocation.environment
@@ -81,52 +125,184 @@ class LambdaExecutor:
             "LAMBDA_TASK_ROOT": str(task_root),
             "_HANDLER": invocation.handler,
             "FACET_LOCAL_FUNCTION_ARN": invocation.function_arn,
-            "FACET_LOCAL_REQUEST_ID": request_id,
         }
-        with tempfile.NamedTemporaryFile(suffix=".json", dir=self.work_dir, delete=False) as handle:
-            result_file = Path(handle.name)
-        body = event if isinstance(event, str) else json.dumps(event)
-        try:
-            completed = subprocess.run(
+        return environment
+
+    def _start(self, invocation: Invocation, configuration: str, task_root: Path) -> Environment:
+        read_end, write_end = os.pipe()
+        log_dir = self.work_dir / "lambda-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{invocation.function_name}-{uuid.uuid4().hex[:8]}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
                 [
                     sys.executable,
                     "-I",
+                    "-u",
                     str(BOOTSTRAP),
                     str(task_root),
                     invocation.handler,
-                    str(result_file),
+                    str(write_end),
                 ],
-                input=body,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=invocation.timeout_seconds,
-                check=False,
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self._variables(invocation, task_root),
+                pass_fds=(write_end,),
             )
-            logs = completed.stdout + completed.stderr
-            text = result_file.read_text() if result_file.stat().st_size else ""
-            if not text:
+        os.close(write_end)
+        return Environment(invocation.function_name, configuration, process, read_end, log_path)
+
+    def _configuration(self, invocation: Invocation) -> str:
+        digest = hashlib.sha256(invocation.code)
+        for part in (
+            invocation.handler,
+            json.dumps(invocation.environment, sort_keys=True),
+            json.dumps(self.aws_environment, sort_keys=True),
+            f"{invocation.timeout_seconds}/{invocation.memory_mb}",
+        ):
+            digest.update(part.encode())
+        return digest.hexdigest()
+
+    def _acquire(self, invocation: Invocation) -> tuple[Environment, bool]:
+        """An idle environment for this function and configuration, or a new one."""
+        configuration = self._configuration(invocation)
+        task_root = self._task_root(invocation.code)
+        with self._lock:
+            now, stopping = time.monotonic(), []
+            for environment in list(self._environments):
+                changed = (
+                    environment.function_name == invocation.function_name
+                    and environment.configuration != configuration
+                )
+                idle_too_long = now - environment.last_used > self.idle_seconds
+                if changed:
+                    environment.retired = True
+                if not environment.busy and (environment.retired or idle_too_long):
+                    self._environments.remove(environment)
+                    stopping.append(environment)
+            reusable = next(
+                (
+                    e
+                    for e in self._environments
+                    if e.configuration == configuration and not e.busy and not e.retired
+                ),
+                None,
+            )
+            if reusable is not None:
+                reusable.busy = True
+            else:
+                active = sum(
+                    1
+                    for e in self._environments
+                    if e.function_name == invocation.function_name and not e.retired
+                )
+                limit = invocation.reserved_concurrency
+                if limit is not None and active >= limit:
+                    raise ConcurrencyLimitError(
+                        f"Rate Exceeded: {invocation.function_name} has a reserved concurrency "
+                        f"of {limit} and every environment is busy"
+                    )
+                reusable = self._start(invocation, configuration, task_root)
+                self._environments.append(reusable)
+                self.cold_starts[invocation.function_name] += 1
+        for environment in stopping:
+            environment.stop()
+        cold = reusable.invocations == 0
+        if cold:
+            log.info("cold start: %s (pid %s)", invocation.function_name, reusable.process.pid)
+        return reusable, cold
+
+    def _release(self, environment: Environment, *, discard: bool) -> None:
+        with self._lock:
+            environment.busy = False
+            environment.last_used = time.monotonic()
+            if discard or environment.retired:
+                if environment in self._environments:
+                    self._environments.remove(environment)
+            else:
+                return
+        environment.stop()
+
+    def invoke(self, invocation: Invocation, event: object) -> InvocationResult:
+        environment, cold = self._acquire(invocation)
+        request_id = str(uuid.uuid4())
+        body = event if isinstance(event, str) else json.dumps(event)
+        log_start = environment.log_path.stat().st_size
+        request = {"request_id": request_id, "timeout": invocation.timeout_seconds, "event": body}
+        environment.invocations += 1
+        discard = True
+        try:
+            stdin: IO[bytes] | None = environment.process.stdin
+            assert stdin is not None
+            try:
+                stdin.write((json.dumps(request) + "\n").encode())
+                stdin.flush()
+            except BrokenPipeError:
+                pass  # the environment died: reading its outcome below reports how
+            line = _read_line(environment.results, time.monotonic() + invocation.timeout_seconds)
+            if line is None:
+                message = f"Task timed out after {invocation.timeout_seconds:.2f} seconds"
+                log.warning("%s: %s", invocation.function_name, message)
+                environment.process.kill()
+                error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: {message}",
+                }
+                return self._result(environment, log_start, json.dumps(error), True, cold)
+            if not line:
+                code = environment.process.wait()
                 error = {
                     "errorType": "Runtime.ExitError",
                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with "
-                    f"status {completed.returncode}",
+                    f"status {code}",
                 }
-                return InvocationResult(json.dumps(error), True, logs[-_LOG_TAIL_BYTES:])
-            outcome = json.loads(text)
-            return InvocationResult(
-                json.dumps(outcome["payload"], default=str),
-                not outcome["ok"],
-                logs[-_LOG_TAIL_BYTES:],
-            )
-        except subprocess.TimeoutExpired as expired:
-            message = f"Task timed out after {invocation.timeout_seconds:.2f} seconds"
-            log.warning("%s: %s", invocation.function_name, message)
-            error = {
-                "errorType": "Sandbox.Timedout",
-                "errorMessage": f"RequestId: {request_id} Error: {message}",
-            }
-            parts = (expired.stdout, expired.stderr)
-            output = "".join(p.decode() if isinstance(p, bytes) else (p or "") for p in parts)
-            return InvocationResult(json.dumps(error), True, output[-_LOG_TAIL_BYTES:])
+                return self._result(environment, log_start, json.dumps(error), True, cold)
+            outcome = json.loads(line)
+            discard = False
+            payload = json.dumps(outcome["payload"], default=str)
+            return self._result(environment, log_start, payload, not outcome["ok"], cold)
         finally:
-            result_file.unlink(missing_ok=True)
+            self._release(environment, discard=discard)
+
+    @staticmethod
+    def _result(
+        environment: Environment, log_start: int, payload: str, is_error: bool, cold: bool
+    ) -> InvocationResult:
+        with environment.log_path.open("rb") as handle:
+            handle.seek(log_start)
+            logs = handle.read().decode("utf-8", "replace")
+        return InvocationResult(payload, is_error, logs[-_LOG_TAIL_BYTES:], cold)
+
+    def environments(self, function_name: str | None = None) -> int:
+        """How many environments are alive (for one function, or all)."""
+        with self._lock:
+            return sum(
+                1
+                for e in self._environments
+                if function_name is None or e.function_name == function_name
+            )
+
+    def close(self) -> None:
+        """Stop every environment (the emulator stops)."""
+        with self._lock:
+            environments, self._environments = self._environments, []
+        for environment in environments:
+            environment.stop()
+
+
+def _read_line(descriptor: int, deadline: float) -> bytes | None:
+    """One line from the runtime: the line, b"" if the runtime exited, None past the deadline."""
+    buffer = b""
+    while not buffer.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([descriptor], [], [], remaining)
+        if not readable:
+            return None
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            return b""
+        buffer += chunk
+    return buffer

@@ -280,7 +280,7 @@ def provision(
     *,
     stage: str | None = None,
     archive_only: bool = True,
-    poll_seconds: int = 2,
+    poll_seconds: int | None = None,
     models: str = "linear,tree,lightgbm",
     hyperparameters: dict[str, str] | None = None,
     api_stand_in: str | None = None,
@@ -318,7 +318,10 @@ def provision(
     _reset_stale_pointer(client("ssm"), sagemaker, stage_names.production_parameter)
 
     environment = pipeline_environment(
-        names, poll_seconds=poll_seconds, models=models, hyperparameters=hyperparameters or {}
+        names,
+        poll_seconds=poll_seconds or Settings().local_training_poll_seconds,
+        models=models,
+        hyperparameters=hyperparameters or {},
     )
     code = lambda_zip(PIPELINE_CODE_PACKAGES)
     substitutions: dict[str, str] = {}

@@ -1,0 +1,155 @@
+"""The emulator's Lambda execution environments are reused as Lambda reuses them."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
+
+HANDLER = """
+import os, time
+
+CALLS = 0  # module-level state: kept between invocations of one environment
+
+
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    if event.get("exit"):
+        os._exit(3)
+    if event.get("set"):
+        os.environ["LEAKED"] = event["set"]
+    time.sleep(event.get("sleep", 0))
+    return {
+        "calls": CALLS,
+        "pid": os.getpid(),
+        "colour": os.environ.get("COLOUR"),
+        "leaked": os.environ.get("LEAKED"),
+        "version": VERSION,
+    }
+"""
+
+
+def package(version: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", HANDLER + f"\nVERSION = {version}\n")
+    return buffer.getvalue()
+
+
+def invocation(name: str = "f", version: int = 1, **overrides: object) -> Invocation:
+    values: dict[str, object] = {
+        "function_name": name,
+        "function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        "handler": "app.handler",
+        "code": package(version),
+        "environment": {"COLOUR": name},
+        "timeout_seconds": 10.0,
+        "memory_mb": 128,
+    }
+    return Invocation(**(values | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> Iterator[LambdaExecutor]:
+    running = LambdaExecutor(tmp_path, {"AWS_DEFAULT_REGION": "us-east-1"})
+    yield running
+    running.close()
+
+
+def call(executor: LambdaExecutor, what: Invocation, **event: object) -> dict[str, object]:
+    result = executor.invoke(what, event)
+    assert not result.is_error, result.payload
+    return dict(json.loads(result.payload)) | {"cold": result.cold_start}
+
+
+def test_an_environment_is_reused_with_its_module_state(executor: LambdaExecutor) -> None:
+    first, second = call(executor, invocation()), call(executor, invocation())
+    assert (first["calls"], first["cold"]) == (1, True)
+    assert (second["calls"], second["cold"]) == (2, False)
+    assert first["pid"] == second["pid"]
+    assert executor.cold_starts["f"] == 1
+
+
+def test_new_code_starts_a_new_environment_and_retires_the_old(
+    executor: LambdaExecutor,
+) -> None:
+    old = call(executor, invocation(version=1))
+    new = call(executor, invocation(version=2))
+    assert (new["version"], new["calls"], new["cold"]) == (2, 1, True)
+    assert new["pid"] != old["pid"]
+    assert executor.environments("f") == 1
+
+
+def test_a_configuration_change_starts_a_new_environment(executor: LambdaExecutor) -> None:
+    call(executor, invocation())
+    changed = call(executor, invocation(environment={"COLOUR": "blue"}))
+    assert (changed["colour"], changed["cold"]) == ("blue", True)
+
+
+def test_functions_never_share_an_environment_or_its_variables(
+    executor: LambdaExecutor,
+) -> None:
+    red = call(executor, invocation("red"), set="from red")
+    blue = call(executor, invocation("blue"))
+    assert (red["colour"], blue["colour"]) == ("red", "blue")
+    assert blue["leaked"] is None and red["pid"] != blue["pid"]
+    assert call(executor, invocation("red"))["leaked"] == "from red"  # its own, kept
+
+
+def test_a_crash_discards_the_environment(executor: LambdaExecutor) -> None:
+    call(executor, invocation())
+    crashed = executor.invoke(invocation(), {"exit": True})
+    assert crashed.is_error
+    assert json.loads(crashed.payload)["errorType"] == "Runtime.ExitError"
+    assert executor.environments("f") == 0
+    after = call(executor, invocation())
+    assert (after["calls"], after["cold"]) == (1, True)
+
+
+def test_a_timeout_discards_the_environment(executor: LambdaExecutor) -> None:
+    timed_out = executor.invoke(invocation(timeout_seconds=1.0), {"sleep": 5})
+    assert json.loads(timed_out.payload)["errorType"] == "Sandbox.Timedout"
+    assert executor.environments("f") == 0
+
+
+def test_concurrent_invocations_open_more_environments_up_to_the_reserved_concurrency(
+    executor: LambdaExecutor,
+) -> None:
+    results: list[dict[str, object]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(call(executor, invocation(), sleep=1.5)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({r["pid"] for r in results}) == 2
+    assert executor.cold_starts["f"] == 2
+
+    limited = invocation("g", reserved_concurrency=1)
+    busy = threading.Thread(target=lambda: call(executor, limited, sleep=1.5))
+    busy.start()
+    time.sleep(0.5)
+    with pytest.raises(ConcurrencyLimitError, match="reserved concurrency of 1"):
+        executor.invoke(limited, {})
+    busy.join()
+
+
+def test_an_idle_environment_is_stopped(tmp_path: Path) -> None:
+    executor = LambdaExecutor(tmp_path, {}, idle_seconds=0.5)
+    try:
+        call(executor, invocation())
+        time.sleep(1)
+        assert call(executor, invocation())["cold"] is True
+    finally:
+        executor.close()
