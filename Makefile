@@ -43,6 +43,12 @@ test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exa
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts training pipeline local_emulation serving infra
 
+check: $(SETUP_STAMP) ## The inner loop: unit tests, ruff and mypy (no emulator, no LocalStack).
+	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts training pipeline local_emulation serving infra
+
 lint: $(SETUP_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving infra
 

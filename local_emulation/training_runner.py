@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from contracts.compute import host_cpus
 from training.artifact_store import download, pack, parse_s3_uri, unpack
 
 log = logging.getLogger("facet.emulation.training")
@@ -171,7 +172,7 @@ class TrainingRunner:
             "SM_HOSTS": json.dumps(["algo-1"]),
             "SM_MODULE_DIR": submit,
             "SM_USER_ENTRY_POINT": program,
-            "SM_NUM_CPUS": "2",
+            "SM_NUM_CPUS": str(host_cpus()),  # the instance is this machine
             "SM_NUM_GPUS": "0",
             "PYTHONPATH": str(code_dir),
             "PYTHONUNBUFFERED": "1",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contracts.compute import usable_cpus
 from contracts.schema import FEATURE_NAMES, LABEL_NAME, MONOTONE_INCREASING
 from training.features import DERIVED, Encoding, FeatureTransform
 from training.hyperparameters import Hyperparameters
@@ -128,7 +129,7 @@ def lightgbm_parameters(params: Hyperparameters, transform: FeatureTransform) ->
         "seed": params.seed,
         "deterministic": True,
         "force_row_wise": True,
-        "num_threads": 0,
+        "num_threads": usable_cpus(),  # never every core of the host
         "verbose": -1,
     }
     if params.lgb_monotone:
@@ -187,6 +188,7 @@ def fit_mlp(
     import torch
 
     started = time.perf_counter()
+    torch.set_num_threads(usable_cpus())
     torch.manual_seed(params.seed)
     transform = FeatureTransform.fit(
         fit, encoding=Encoding.ONE_HOT, log_features=LOG_SIZE_FEATURES, standardize=True

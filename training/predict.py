@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from contracts.compute import usable_cpus
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from training.features import SEPARATOR, Columns, FeatureTransform
 
@@ -150,7 +151,8 @@ class LightGBMPredictor:
         self._lock = threading.Lock()
 
     def _predict(self, matrix: np.ndarray, **options: Any) -> np.ndarray:
-        threads = 1 if len(matrix) < 256 else 0  # threads cost more than they save on few rows
+        # threads cost more than they save on few rows; never more than the CPUs usable
+        threads = 1 if len(matrix) < 256 else usable_cpus()
         with self._lock:
             return np.asarray(self.booster.predict(matrix, num_threads=threads, **options))
 
