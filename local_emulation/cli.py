@@ -212,9 +212,16 @@ def start_gateway(
     return Gateway(port, workers=workers, api_key=api_key, environment=environment).start()
 
 
+def _key_header(api_key: str | None) -> str:
+    return f" -H '{API_KEY_HEADER}: {api_key}'" if api_key else ""
+
+
 def example_request(gateway: Gateway) -> str:
     body = json.dumps(example_diamond())
-    return f"curl -s {gateway.url}/v1/prices -H 'Content-Type: application/json' -d '{body}'"
+    return (
+        f"curl -s {gateway.url}/v1/prices{_key_header(gateway.api_key)} "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
 
 
 def show_api(gateway: Gateway) -> None:
@@ -222,7 +229,8 @@ def show_api(gateway: Gateway) -> None:
     request = urllib.request.Request(
         f"{gateway.url}/v1/prices",
         data=json.dumps(example_diamond()).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json"}
+        | ({API_KEY_HEADER: gateway.api_key} if gateway.api_key else {}),
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         quote = json.loads(response.read())
@@ -234,8 +242,9 @@ def show_api(gateway: Gateway) -> None:
         f"${quote['explanation']['base_price_usd']:,.0f}, {factors}\n"
         f"  web page:  {gateway.url}/\n  API docs:  {gateway.url}/docs\n"
         f"  {example_request(gateway)}\n"
-        f"  curl -s {gateway.url}/v1/model\n"
-        f"  curl -s {gateway.url}/v1/prices/batch -H 'Content-Type: text/csv' "
+        f"  curl -s {gateway.url}/v1/model{_key_header(gateway.api_key)}\n"
+        f"  curl -s {gateway.url}/v1/prices/batch{_key_header(gateway.api_key)} "
+        "-H 'Content-Type: text/csv' "
         "--data-binary @build/batches/<file>.csv"
     )
 
@@ -340,6 +349,13 @@ def demo(
             help="LocalStack to use; started (host mode, no Docker) if nothing answers there."
         ),
     ] = "http://127.0.0.1:4566",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Require this x-api-key on the price API's /v1 routes, as partners see the "
+            "cloud API (the web page asks for it)."
+        ),
+    ] = None,
 ) -> None:
     """The whole system locally: emulator, resources, batches, pipeline runs, registry, API.
 
@@ -390,7 +406,7 @@ def demo(
             typer.echo("\nModel registry:")
             print_models(session)
             typer.echo(f"\nReports: {REPORTS_DIR}/")
-            with start_gateway(session, api_port, workers=2) as gateway:
+            with start_gateway(session, api_port, workers=2, api_key=api_key) as gateway:
                 if use_localstack:
                     show_localstack_api(session, gateway, use_localstack)
                 show_api(gateway)

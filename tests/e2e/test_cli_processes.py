@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from contracts.schema import example_diamond
 from local_emulation.emulator import clean_environment, free_port
 from local_emulation.simulate import make_batches
 
@@ -85,20 +88,58 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
 
 
 def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
-    port = free_port()
-    completed = subprocess.run(
-        [*FACET, "demo", "--batches", "1", "--rows", "2000", "--exit", "--port", str(port)],
+    """With --api-key the demo's API asks for the key, as partners see the cloud API."""
+    port, api_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            *FACET,
+            "demo",
+            "--batches",
+            "1",
+            "--rows",
+            "2000",
+            "--keep-running",
+            "--port",
+            str(port),
+            "--api-port",
+            str(api_port),
+            "--api-key",
+            "partner-key-1",
+        ],
         cwd=tmp_path,
         env=_environment(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-        check=False,
     )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
-    assert "Approved (production)" in output
-    assert "first production model" in output
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and "Everything stays up" not in "".join(lines[-3:]):
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+    output = "".join(lines)
+    try:
+        assert "Everything stays up" in output, output
+        assert "Approved (production)" in output
+        assert "first production model" in output
+        assert "the example stone: $" in output  # the demo called its API with the key
+        assert "-H 'x-api-key: partner-key-1'" in output
+        body = json.dumps(example_diamond()).encode()
+        url = f"http://127.0.0.1:{api_port}/prod/v1/prices"
+        headers = {"Content-Type": "application/json"}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30)
+        assert refused.value.code == 403
+        keyed = urllib.request.Request(url, body, headers | {"x-api-key": "partner-key-1"})
+        with urllib.request.urlopen(keyed, timeout=30) as response:
+            assert json.loads(response.read())["price_usd"] > 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    assert process.returncode == 0
     assert not (tmp_path / ".facet" / "endpoint.json").exists()
     reports = list((tmp_path / "build" / "reports").glob("*/report.md"))
     assert len(reports) == 2
