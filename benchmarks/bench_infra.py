@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from figures import Figures
+
 from local_emulation.emulator import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +31,7 @@ def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 
 def main() -> None:
+    figures = Figures("infrastructure", "python benchmarks/bench_infra.py")
     for label, extra in (
         ("npx cdk synth (fixed placeholder account/region)", []),
         ("npx cdk synth -c account= -c region= (agnostic)", ["-c", "account=", "-c", "region="]),
@@ -37,13 +40,12 @@ def main() -> None:
         if completed.returncode != 0:
             print(completed.stdout[-3000:], completed.stderr[-3000:])
         ok = completed.returncode == 0 and seconds <= 30
-        print(f"{label:<52} {seconds:6.1f} s   target <= 30 s   {'MET' if ok else 'MISSED'}")
+        figures.line(label, f"{seconds:.1f} s", "<= 30 s", ok)
     seconds, completed = timed([sys.executable, "-m", "pytest", "-q", "tests/infra"])
     ok = completed.returncode == 0 and seconds <= 60
-    print(
-        f"{'infra tests (tests/infra)':<52} {seconds:6.1f} s   target <= 60 s   {'MET' if ok else 'MISSED'}"
-    )
+    figures.line("infra tests (tests/infra)", f"{seconds:.1f} s", "<= 60 s", ok)
     print(completed.stdout.strip().splitlines()[-1])
+    figures.save()
 
 
 if __name__ == "__main__":

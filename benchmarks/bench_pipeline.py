@@ -11,6 +11,8 @@ the memory of that process and all its children (Lambda handlers, training jobs,
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +20,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from figures import Figures
 
 from local_emulation.emulator import clean_environment, free_port
 
@@ -50,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
     backend = parser.parse_args().backend
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_at_start = round(os.getloadavg()[0], 2)
     port = free_port()
     environment = clean_environment()
     backend_arguments = (
@@ -103,8 +109,13 @@ def main() -> None:
     verdicts = [float(v) for v in re.findall(r"judged in ([\d.]+) s", output)]
     peak_mb = peak["kb"] / 1024
 
-    def line(name: str, value: str, target: str, ok: bool) -> None:
-        print(f"{name:<56} {value:>10}   target {target:<10} {'MET' if ok else 'MISSED'}")
+    figures = Figures(
+        f"pipeline ({backend})",
+        "python benchmarks/bench_pipeline.py"
+        + (" --backend localstack" if backend != "moto" else ""),
+    )
+    figures.started, figures.load_average = started_at, load_at_start
+    line = figures.line
 
     print(f"backend: {backend}")
     line("facet demo: start, resources provisioned", f"{provisioned:.1f} s", "(info)", True)
@@ -131,6 +142,8 @@ def main() -> None:
     )
     durations = ", ".join(f"{r:.1f} s" for r in runs)
     print(f"(demo with 2 batches took {total:.1f} s in all; runs: {durations})")
+    line("the whole demo with 2 batches", f"{total:.1f} s", "(info)", None)
+    figures.save()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from figures import Figures
 
 from contracts.names import Env
 from contracts.schema import FEATURE_NAMES, example_diamond
@@ -35,9 +36,8 @@ from training.train import prepare_classic, train_and_evaluate
 PYTHON_312 = Path(os.environ.get("FACET_PYTHON_312", "/root/.pyenv/versions/3.12.1/bin/python"))
 
 
-def line(name: str, value: str, target: str, ok: bool | None) -> None:
-    verdict = "(info)" if ok is None else ("MET" if ok else "MISSED")
-    print(f"{name:<58} {value:>14}   target {target:<12} {verdict}", flush=True)
+FIGURES = Figures("serving", "python benchmarks/bench_serving.py")
+line = FIGURES.line
 
 
 def train_model(directory: Path) -> Path:
@@ -365,6 +365,7 @@ def main() -> None:
             through_gateway(gateway, min(args.repeats, 1000))
             soak(gateway, args.soak_seconds)
         lambda_package(model_dir)
+    FIGURES.save()
 
 
 if __name__ == "__main__":

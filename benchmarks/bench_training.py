@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from figures import Figures
 
 from contracts.schema import example_diamond
 from training.data import read_classic_bytes
@@ -29,12 +30,8 @@ from training.validate import validate_batch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
-
-
-def line(name: str, value: str, target: str, ok: bool) -> None:
-    print(f"{name:<52} {value:>16}   target {target:<12} {verdict(ok)}", flush=True)
+FIGURES = Figures("training core", "python benchmarks/bench_training.py")
+line = FIGURES.line
 
 
 def large_file_peak_memory(rows: int) -> None:
@@ -168,6 +165,7 @@ def main() -> None:
     if args.large_rows:
         large_file_peak_memory(args.large_rows)
     print(json.dumps({"holdout": holdout, "train_seconds": train_seconds, "p99_ms": p99}))
+    FIGURES.save()
 
 
 if __name__ == "__main__":

@@ -67,13 +67,10 @@ def client(
     )
 
 
-@pytest.mark.parametrize(
-    ("how", "rows"),
-    [("flag", "2000"), ("AWS_ENDPOINT_URL", "1500")],  # other rows: the ledger remembers batches
-)
-def test_demo_runs_end_to_end_with_localstack(
-    stack: localstack.LocalStack, tmp_path: Path, how: str, rows: str
-) -> None:
+def test_demo_runs_end_to_end_with_localstack(stack: localstack.LocalStack, tmp_path: Path) -> None:
+    """`AWS_ENDPOINT_URL=<LocalStack> facet demo`; the `demo` fixture below runs the other way,
+    `--backend localstack --localstack-url`, and keeps running for the follow-up commands."""
+    rows = "1500"
     environment = clean_environment()
     command = [
         sys.executable,
@@ -90,10 +87,7 @@ def test_demo_runs_end_to_end_with_localstack(
         "--api-port",
         str(free_port()),
     ]
-    if how == "flag":
-        command += ["--backend", "localstack", "--localstack-url", stack.url]
-    else:
-        environment["AWS_ENDPOINT_URL"] = stack.url
+    environment["AWS_ENDPOINT_URL"] = stack.url
     completed = subprocess.run(
         command,
         cwd=tmp_path,
@@ -527,6 +521,20 @@ def test_the_demo_prints_localstacks_api_gateway_url_which_answers_as_declared(
     assert _call(f"{url}/v1/prices", body=example_diamond())[0] == 403
     bad = example_diamond() | {"cut": "Brilliant"}
     assert _call(f"{url}/v1/prices", body=bad, key=key.group(1))[0] == 422
+
+
+def test_the_flag_way_runs_each_service_where_it_says(demo: RunningDemo) -> None:
+    for service, backend in (
+        ("s3", "LocalStack"),
+        ("apigateway", "LocalStack"),
+        ("sagemaker", "moto"),
+        ("stepfunctions", "moto"),
+    ):
+        assert any(
+            line.split()[:2] == [service, backend]
+            for line in demo.output.splitlines()
+            if line.strip()
+        ), (service, demo.output)
 
 
 def test_one_account_on_both_emulators(demo: RunningDemo) -> None:
