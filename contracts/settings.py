@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         gt=0,
         description="The emulator stops a Lambda execution environment idle this long.",
     )
+    local_lambda_max_environments: int = Field(
+        4,
+        validation_alias=Env.LOCAL_LAMBDA_MAX_ENVIRONMENTS.value,
+        gt=0,
+        description="Warm Lambda environments the emulator keeps on this machine at most "
+        "(least recently used idle ones stop first); busy ones are never stopped.",
+    )
     training_max_seconds: int = Field(
         3600,
         validation_alias=Env.TRAINING_MAX_SECONDS.value,

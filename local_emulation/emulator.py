@@ -160,7 +160,13 @@ def install_seams(work_dir: Path) -> Seams:
         def __init__(self, message: str) -> None:
             super().__init__("TooManyRequestsException", message)
 
-    executor = LambdaExecutor(work_dir, aws_environment(), Settings().local_lambda_idle_seconds)
+    settings = Settings()
+    executor = LambdaExecutor(
+        work_dir,
+        aws_environment(),
+        idle_seconds=settings.local_lambda_idle_seconds,
+        max_environments=settings.local_lambda_max_environments,
+    )
     runner = TrainingRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
     originals: dict[str, Any] = {
         "invoke": LambdaFunction._invoke_lambda,

@@ -38,6 +38,10 @@ _LOG_TAIL_BYTES: Final = 4096
 # Lambda keeps an idle environment for minutes (undocumented, typically 5-15); shorter here, as
 # every environment holds an interpreter with the function's imports in this machine's memory.
 DEFAULT_IDLE_SECONDS: Final = 120.0
+# Lambda's environments live on other machines; here each one is an interpreter with pandas and
+# the function's imports (~200-300 MB) on this one. Beyond this many, the least recently used idle
+# environment is stopped first (a cold start for that function next time).
+DEFAULT_MAX_ENVIRONMENTS: Final = 4
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,12 @@ class LambdaExecutor:
         work_dir: Path,
         aws_environment: dict[str, str],
         idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
     ) -> None:
         self.work_dir = work_dir
         self.aws_environment = aws_environment
         self.idle_seconds = idle_seconds
+        self.max_environments = max_environments
         self.cold_starts: Counter[str] = Counter()
         self._environments: list[Environment] = []
         self._lock = threading.Lock()
@@ -203,6 +209,13 @@ class LambdaExecutor:
                         f"Rate Exceeded: {invocation.function_name} has a reserved concurrency "
                         f"of {limit} and every environment is busy"
                     )
+                idle = sorted(
+                    (e for e in self._environments if not e.busy), key=lambda e: e.last_used
+                )
+                while idle and len(self._environments) >= self.max_environments:
+                    evicted = idle.pop(0)
+                    self._environments.remove(evicted)
+                    stopping.append(evicted)
                 reusable = self._start(invocation, configuration, task_root)
                 self._environments.append(reusable)
                 self.cold_starts[invocation.function_name] += 1

@@ -153,3 +153,18 @@ def test_an_idle_environment_is_stopped(tmp_path: Path) -> None:
         assert call(executor, invocation())["cold"] is True
     finally:
         executor.close()
+
+
+def test_beyond_the_cap_the_least_recently_used_idle_environment_stops(tmp_path: Path) -> None:
+    executor = LambdaExecutor(tmp_path, {}, max_environments=2)
+    try:
+        first = call(executor, invocation("a"))
+        call(executor, invocation("b"))
+        call(executor, invocation("a"))  # b is now the least recently used
+        call(executor, invocation("c"))
+        assert (executor.environments("a"), executor.environments("b")) == (1, 0)
+        assert executor.environments() == 2
+        again = call(executor, invocation("a"))
+        assert (again["pid"], again["cold"]) == (first["pid"], False)
+    finally:
+        executor.close()
