@@ -9,7 +9,6 @@ writes the artifact to /opt/ml/model (SageMaker packs it into model.tar.gz), the
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -70,10 +69,6 @@ def run(settings: TrainingJobSettings) -> None:
 
 
 def main() -> int:
-    # OpenMP threads that spin while waiting steal the CPU from each other and from any other
-    # process; passive waiting keeps LightGBM fast on a shared or busy instance. Read by libgomp
-    # when LightGBM is first imported, which happens in training, after this line.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout
     )
