@@ -249,13 +249,11 @@ def show_api(gateway: Gateway) -> None:
     )
 
 
-_ON_MOTO = {"SAGEMAKER": "sagemaker", "SFN": "stepfunctions", "LAMBDA": "lambda", "IAM": "iam"}
-_KEPT_ON_MOTO = [_ON_MOTO[service] for service in MOTO_SERVICES_WITH_LOCALSTACK]
 BACKEND_HELP = (
     "moto: every service on the embedded moto. localstack: "
-    + ", ".join(s for s in SHOWN_SERVICES if s not in _KEPT_ON_MOTO)
+    + ", ".join(s for s in SHOWN_SERVICES if s not in MOTO_SERVICES_WITH_LOCALSTACK)
     + " and sts on LocalStack, with the price API on LocalStack's API Gateway; "
-    + ", ".join(_KEPT_ON_MOTO)
+    + ", ".join(MOTO_SERVICES_WITH_LOCALSTACK)
     + " on the embedded moto."
 )
 

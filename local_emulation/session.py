@@ -136,7 +136,13 @@ def _reachable(endpoint: str) -> bool:
 # With LocalStack, these services stay on the embedded moto: SageMaker (not in LocalStack's free
 # edition), and Step Functions, Lambda and IAM because only moto's executions can reach the local
 # Lambda compute (LocalStack's Lambda needs Docker).
-MOTO_SERVICES_WITH_LOCALSTACK: Final = ("SAGEMAKER", "SFN", "LAMBDA", "IAM")
+# boto3 service name -> the suffix of its AWS_ENDPOINT_URL_<SERVICE> variable
+MOTO_SERVICES_WITH_LOCALSTACK: Final = {
+    "sagemaker": "SAGEMAKER",
+    "stepfunctions": "SFN",
+    "lambda": "LAMBDA",
+    "iam": "IAM",
+}
 SHOWN_SERVICES: Final = (
     "s3",
     "ssm",
@@ -156,7 +162,7 @@ def endpoint_environment(default: str, moto: str | None = None) -> dict[str, str
     environment = {"AWS_ENDPOINT_URL": default}
     if moto is not None:
         environment |= {
-            f"AWS_ENDPOINT_URL_{service}": moto for service in MOTO_SERVICES_WITH_LOCALSTACK
+            f"AWS_ENDPOINT_URL_{suffix}": moto for suffix in MOTO_SERVICES_WITH_LOCALSTACK.values()
         }
     return environment
 
@@ -215,7 +221,11 @@ def external_environment() -> dict[str, str] | None:
         raise EndpointError(f"AWS_ENDPOINT_URL: {error}") from None
     if recorded and recorded.get("AWS_ENDPOINT_URL") == given["AWS_ENDPOINT_URL"]:
         return recorded | given
-    moved = [s for s in MOTO_SERVICES_WITH_LOCALSTACK if f"AWS_ENDPOINT_URL_{s}" not in given]
+    moved = [
+        suffix
+        for suffix in MOTO_SERVICES_WITH_LOCALSTACK.values()
+        if f"AWS_ENDPOINT_URL_{suffix}" not in given
+    ]
     if moved and localstack.healthy(given["AWS_ENDPOINT_URL"]):
         raise EndpointError(
             f"{given['AWS_ENDPOINT_URL']} is a LocalStack: SageMaker is not in its free edition "

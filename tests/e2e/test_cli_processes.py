@@ -16,6 +16,7 @@ import pytest
 from contracts.schema import example_diamond
 from local_emulation.emulator import clean_environment, free_port
 from local_emulation.simulate import make_batches
+from tests.e2e.kept_demo import kept_demo
 
 pytestmark = pytest.mark.slow
 FACET = [sys.executable, "-m", "local_emulation"]
@@ -90,39 +91,10 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
 def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
     """With --api-key the demo's API asks for the key, as partners see the cloud API."""
     port, api_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            *FACET,
-            "demo",
-            "--batches",
-            "1",
-            "--rows",
-            "2000",
-            "--keep-running",
-            "--port",
-            str(port),
-            "--api-port",
-            str(api_port),
-            "--api-key",
-            "partner-key-1",
-        ],
-        cwd=tmp_path,
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and "Everything stays up" not in "".join(lines[-3:]):
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-    output = "".join(lines)
-    try:
-        assert "Everything stays up" in output, output
+    arguments = ["--batches", "1", "--rows", "2000", "--port", str(port)]
+    arguments += ["--api-port", str(api_port), "--api-key", "partner-key-1"]
+    with kept_demo(arguments, tmp_path, _environment()) as demo:
+        output = demo.output
         assert "Approved (production)" in output
         assert "first production model" in output
         assert "the example stone: $" in output  # the demo called its API with the key
@@ -136,9 +108,7 @@ def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
         keyed = urllib.request.Request(url, body, headers | {"x-api-key": "partner-key-1"})
         with urllib.request.urlopen(keyed, timeout=30) as response:
             assert json.loads(response.read())["price_usd"] > 0
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
+    process = demo.process
     assert process.returncode == 0
     assert not (tmp_path / ".facet" / "endpoint.json").exists()
     reports = list((tmp_path / "build" / "reports").glob("*/report.md"))

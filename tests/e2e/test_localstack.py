@@ -40,7 +40,9 @@ from local_emulation import localstack, rehearsal, rest_api
 from local_emulation.emulator import clean_environment, free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import TRIGGER_REDELIVERY_SECONDS, deployment_names
+from local_emulation.session import MOTO_SERVICES_WITH_LOCALSTACK
 from local_emulation.simulate import make_batches
+from tests.e2e.kept_demo import kept_demo
 from training import registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.localstack]
@@ -416,7 +418,7 @@ class RunningDemo:
 
     def client(self, service: str) -> Any:
         endpoint = self.environment.get(
-            f"AWS_ENDPOINT_URL_{SDK_ENDPOINT_NAMES.get(service, service.upper())}",
+            f"AWS_ENDPOINT_URL_{MOTO_SERVICES_WITH_LOCALSTACK.get(service, service.upper())}",
             self.environment["AWS_ENDPOINT_URL"],
         )
         return boto3.client(
@@ -450,62 +452,28 @@ class RunningDemo:
         raise AssertionError("executions still running")
 
 
-SDK_ENDPOINT_NAMES = {"stepfunctions": "SFN"}
-
-
 @pytest.fixture(scope="module")
 def demo(
     stack: localstack.LocalStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDemo]:
     directory = tmp_path_factory.mktemp("localstack-demo")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "local_emulation",
-            "demo",
-            "--backend",
-            "localstack",
-            "--localstack-url",
-            stack.url + "/",  # a trailing slash is fine
-            "--batches",
-            "0",
-            "--rows",
-            "2000",
-            "--keep-running",
-            "--port",
-            str(free_port()),
-            "--api-port",
-            str(free_port()),
-        ],
-        cwd=directory,
-        env=clean_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Everything stays up" in line:
-            break
-    output = "".join(lines)
-    if "Everything stays up" not in output:
-        process.kill()
-        raise AssertionError(f"the demo did not come up:\n{output}")
-    recorded = json.loads((directory / ".facet" / "endpoint.json").read_text())["environment"]
-    yield RunningDemo(directory, process, output, recorded)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    arguments = [
+        "--backend",
+        "localstack",
+        "--localstack-url",
+        stack.url + "/",  # a trailing slash is fine
+        "--batches",
+        "0",
+        "--rows",
+        "2000",
+        "--port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+    ]
+    with kept_demo(arguments, directory, clean_environment()) as running:
+        recorded = json.loads((directory / ".facet" / "endpoint.json").read_text())
+        yield RunningDemo(directory, running.process, running.output, recorded["environment"])
 
 
 def test_the_demo_prints_localstacks_api_gateway_url_which_answers_as_declared(
