@@ -37,8 +37,11 @@ demo-localstack: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## The same against LocalSta
 rehearse: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Rehearse `cdk deploy` into host-mode LocalStack and read it back.
 	$(BIN)/facet rehearse --stage $(STAGE) $(ARGS)
 
+# Two pytest workers, one test file per worker (files share module fixtures such as LocalStack).
+TEST_WORKERS ?= 2
+
 test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
-	$(BIN)/python -m pytest -q || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts training pipeline local_emulation serving infra

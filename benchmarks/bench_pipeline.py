@@ -1,9 +1,9 @@
-"""Pipeline targets, measured and printed (issue: the retraining pipeline). Not a test: it reports.
+"""Pipeline targets, measured and printed (issue: "Fast where it counts"). Not a test: it reports.
 
     python benchmarks/bench_pipeline.py                       # on the embedded moto
     python benchmarks/bench_pipeline.py --backend localstack  # LocalStack (started by the demo)
 
-Runs `facet demo --batches 1 --rows 5000 --exit` as a user would, in its own process, and samples
+Runs `facet demo --batches 4 --rows 5000 --exit` (the demo's own batches) as a user would, in its own process, and samples
 the memory of that process and all its children (Lambda handlers, training jobs, LocalStack) from
 /proc.
 """
@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,11 @@ def tree_rss_kb(root: int) -> int:
     return total
 
 
+BATCHES = 4
+# As the issue measured them on this kind of machine, before the work it asked for.
+BEFORE = {"first": "46 s idle, 170 s busy", "run": "~34 s"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
@@ -72,7 +78,7 @@ def main() -> None:
                 "local_emulation",
                 "demo",
                 "--batches",
-                "1",
+                str(BATCHES),
                 "--rows",
                 "5000",
                 "--exit",
@@ -122,14 +128,17 @@ def main() -> None:
     line(
         "facet demo: cold start to a registered production model",
         f"{first:.1f} s",
-        "<= 60 s",
-        first <= 60,
+        "<= 20 s",
+        first <= 20,
+        BEFORE["first"],
     )
+    later = runs[1:]
     line(
-        "one pipeline run on a new 5,000-row batch (batch 2)",
-        f"{runs[1]:.1f} s",
-        "<= 30 s",
-        runs[1] <= 30,
+        f"one pipeline run on a new 5,000-row batch (median of batches 2-{BATCHES + 1})",
+        f"{statistics.median(later):.1f} s",
+        "<= 10 s",
+        statistics.median(later) <= 10,
+        BEFORE["run"],
     )
     line(
         "verdict on a 5,000-row batch's labels (part of the run above)",
@@ -141,8 +150,13 @@ def main() -> None:
         "peak memory of the demo (process tree)", f"{peak_mb:.0f} MB", "<= 2048 MB", peak_mb <= 2048
     )
     durations = ", ".join(f"{r:.1f} s" for r in runs)
-    print(f"(demo with 2 batches took {total:.1f} s in all; runs: {durations})")
-    line("the whole demo with 2 batches", f"{total:.1f} s", "(info)", None)
+    print(f"(runs: {durations})")
+    line(
+        f"the whole demo (first batch + {BATCHES}, as `facet demo`), start to exit",
+        f"{total:.1f} s",
+        "<= 60 s",
+        total <= 60,
+    )
     figures.save()
 
 

@@ -109,9 +109,32 @@ def main() -> None:
         "<= 10 s",
         train_seconds <= 10,
     )
-    line("holdout MAPE", f"{holdout['mape']:.2%}", "<= 6.0%", holdout["mape"] <= 0.06)
-    line("holdout RMSE", f"{holdout['rmse']:.0f} USD", "<= 510", holdout["rmse"] <= 510)
-    line("holdout R^2", f"{holdout['r2']:.4f}", ">= 0.984", holdout["r2"] >= 0.984)
+    # Targets of the training core (6.0 % / 510 / 0.984) and the goal of the model frontier
+    # (issue "Fast where it counts": 5.8 % / 500 / 0.985), before = the default it started from.
+    line("holdout MAPE", f"{holdout['mape']:.2%}", "<= 6.0%", holdout["mape"] <= 0.06, "6.12%")
+    line(
+        "holdout MAPE (frontier goal)",
+        f"{holdout['mape']:.2%}",
+        "<= 5.8%",
+        holdout["mape"] <= 0.058,
+        "6.12%",
+    )
+    line("holdout RMSE", f"{holdout['rmse']:.0f} USD", "<= 510", holdout["rmse"] <= 510, "511 USD")
+    line(
+        "holdout RMSE (frontier goal)",
+        f"{holdout['rmse']:.0f} USD",
+        "<= 500",
+        holdout["rmse"] <= 500,
+        "511 USD",
+    )
+    line("holdout R^2", f"{holdout['r2']:.4f}", ">= 0.984", holdout["r2"] >= 0.984, "0.9833")
+    line(
+        "holdout R^2 (frontier goal)",
+        f"{holdout['r2']:.4f}",
+        ">= 0.985",
+        holdout["r2"] >= 0.985,
+        "0.9833",
+    )
     rounds = outcome.model.metadata["hyperparameters"]["rounds"]
     print(f"default model: LightGBM, {rounds} trees, monotone in carat/color/clarity")
 
@@ -157,7 +180,8 @@ def main() -> None:
     gc.enable()
     p50, p99 = (np.percentile(latencies, q) * 1e3 for q in (50, 99))
     line("one prediction with its explanation p50", f"{p50:.2f} ms", "(info)", True)
-    line("one prediction with its explanation p99", f"{p99:.2f} ms", "<= 2 ms", p99 <= 2.0)
+    # Serving's budget for one price with its explanation (the training core's was 2 ms).
+    line("one prediction with its explanation p99", f"{p99:.2f} ms", "<= 5 ms", p99 <= 5.0)
     print(
         f"peak RSS of this benchmark: "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"

@@ -33,6 +33,7 @@ class Figure:
     value: str
     target: str
     verdict: str  # MET, MISSED or info
+    before: str = ""  # the figure an issue reported before the work it asks for, if any
 
 
 @dataclass
@@ -48,10 +49,11 @@ class Figures:
     load_average: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
     figures: list[Figure] = field(default_factory=list)
 
-    def line(self, name: str, value: str, target: str, ok: bool | None) -> None:
+    def line(self, name: str, value: str, target: str, ok: bool | None, before: str = "") -> None:
         verdict = "info" if ok is None or target == "(info)" else "MET" if ok else "MISSED"
-        print(f"{name:<60} {value:>16}   target {target:<12} {verdict}", flush=True)
-        self.figures.append(Figure(name, value, target, verdict))
+        was = f"   (before: {before})" if before else ""
+        print(f"{name:<60} {value:>16}   target {target:<12} {verdict}{was}", flush=True)
+        self.figures.append(Figure(name, value, target, verdict, before))
 
     def save(self, path: Path = FIGURES_FILE) -> None:
         document = load(path)
@@ -71,8 +73,8 @@ def render(document: dict[str, Any]) -> str:
     """The README's measured table, one block per benchmark."""
     lines = [
         TABLE_START,
-        "| benchmark (measured on) | what | measured | target | |",
-        "|---|---|---|---|---|",
+        "| benchmark (measured on) | what | before | measured | target | |",
+        "|---|---|---|---|---|---|",
     ]
     for section in sorted(document):
         entry = document[section]
@@ -84,7 +86,8 @@ def render(document: dict[str, Any]) -> str:
             verdict = {"MET": "met", "MISSED": "**missed**"}.get(figure["verdict"], "")
             lines.append(
                 f"| {where if index == 0 else ''} | {_cell(figure['name'])} | "
-                f"{_cell(figure['value'])} | {_cell(figure['target'])} | {verdict} |"
+                f"{_cell(figure.get('before', ''))} | {_cell(figure['value'])} | "
+                f"{_cell(figure['target'])} | {verdict} |"
             )
     lines.append(TABLE_END)
     return "\n".join(lines)

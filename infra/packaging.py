@@ -8,7 +8,10 @@ Which packages make each set is read from pyproject.toml's extras, not restated 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
+import os
 import re
 import tarfile
 import tomllib
@@ -257,18 +260,39 @@ def byte_compile(target: Path) -> bool:
     return True
 
 
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def refresh_code(target: Path) -> None:
-    """Replace the package's own code with the working tree's (compiled), keeping dependencies."""
+    """Replace the package's own code with the working tree's (compiled), keeping dependencies.
+
+    A package whose source is unchanged is left alone, so a synth running beside another (test
+    workers in parallel) never sees its asset directory rewritten under it."""
     import shutil
 
     from contracts.names import SERVING_CODE_PACKAGES
 
     for package in SERVING_CODE_PACKAGES:
-        shutil.rmtree(target / package, ignore_errors=True)
-        shutil.copytree(
-            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
-        byte_compile(target / package)
+        copy = target / package
+        if copy.is_dir() and _tree_digest(copy) == _tree_digest(REPO / package):
+            continue
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(REPO / package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        byte_compile(copy)
+
+
+def _write_if_changed(path: Path, content: bytes) -> None:
+    """Atomically, and only when different: readers never see a half-written file."""
+    if path.exists() and path.read_bytes() == content:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(content)
+    partial.replace(path)
 
 
 def main() -> None:
@@ -284,13 +308,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     serving = args.out / "lambda" / "serving"
-    if args.code_only and dependencies_current(serving):
-        refresh_code(serving)
-        size = sum(p.stat().st_size for p in serving.rglob("*") if p.is_file())
-    else:
-        size = build_serving_package(serving)
-    (args.out / "training-source.tar.gz").write_bytes(training_source_tarball())
-    (args.out / "lambda").mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    # One build at a time (parallel test workers each synthesize): the others wait, then find
+    # everything current and change nothing.
+    with (args.out / ".packaging.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if args.code_only and dependencies_current(serving):
+            refresh_code(serving)
+            size = sum(p.stat().st_size for p in serving.rglob("*") if p.is_file())
+        else:
+            size = build_serving_package(serving)
+        _write_if_changed(args.out / "training-source.tar.gz", training_source_tarball())
     print(
         f"serving Lambda package: {size / 1e6:.1f} MB unzipped at {args.out / 'lambda' / 'serving'}"
     )

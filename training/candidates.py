@@ -124,8 +124,10 @@ def lightgbm_parameters(params: Hyperparameters, transform: FeatureTransform) ->
         "max_depth": params.lgb_max_depth,
         "min_child_samples": params.lgb_min_child_samples,
         "max_bin": params.lgb_max_bin,
-        "bagging_fraction": 0.8,
+        "bagging_fraction": params.lgb_bagging_fraction,
         "bagging_freq": 1,
+        "feature_fraction": params.lgb_feature_fraction,
+        "lambda_l2": params.lgb_lambda_l2,
         "seed": params.seed,
         "deterministic": True,
         "force_row_wise": True,
@@ -138,46 +140,89 @@ def lightgbm_parameters(params: Hyperparameters, transform: FeatureTransform) ->
     return options
 
 
+def _ignored_columns(params: Hyperparameters, transform: FeatureTransform) -> list[int]:
+    ignored = set(params.lgb_ignore_features)
+    return [
+        i
+        for i, (name, owner) in enumerate(
+            zip(transform.column_names, transform.column_features, strict=True)
+        )
+        if name in ignored or owner in ignored
+    ]
+
+
+def _training_matrix(
+    rows: pd.DataFrame, transform: FeatureTransform, ignored: list[int]
+) -> np.ndarray:
+    """The transformed rows with ignored columns made constant, so no tree can split on them
+    (their contributions are then exactly zero at prediction time, whatever the input)."""
+    matrix = transform.transform(rows)
+    matrix[:, ignored] = 0.0
+    return matrix
+
+
 def fit_lightgbm(
     fit: pd.DataFrame, validation: pd.DataFrame, params: Hyperparameters
 ) -> FittedCandidate:
     """Gradient-boosted trees on log price: rounds chosen by early stopping on the validation
-    rows, then refitted on all training rows with that many rounds."""
+    rows, then refitted on all training rows with that many rounds. With `lgb_ensemble_seeds`
+    > 1, that many boosters on different seeds are averaged (in log price)."""
     import lightgbm
 
     started = time.perf_counter()
     derived = tuple(DERIVED) if params.lgb_shape_features else ()
     transform = FeatureTransform.fit(fit, encoding=Encoding.ORDINAL, derived=derived)
-    options = lightgbm_parameters(params, transform)
+    ignored = _ignored_columns(params, transform)
     names = list(transform.column_names)
-    search = lightgbm.train(
-        options,
-        lightgbm.Dataset(transform.transform(fit), _log_price(fit), feature_name=names),
-        params.lgb_max_rounds,
-        valid_sets=[
-            lightgbm.Dataset(
-                transform.transform(validation), _log_price(validation), feature_name=names
-            )
-        ],
-        callbacks=[lightgbm.early_stopping(50, verbose=False)],
+    fit_set = lightgbm.Dataset(
+        _training_matrix(fit, transform, ignored), _log_price(fit), feature_name=names
     )
-    rounds = max(search.best_iteration, 1)
-    validation_prices = np.exp(
-        search.predict(transform.transform(validation), num_iteration=rounds)
+    validation_matrix = transform.transform(validation)
+    validation_set = lightgbm.Dataset(
+        _training_matrix(validation, transform, ignored),
+        _log_price(validation),
+        feature_name=names,
+        reference=fit_set,
     )
+    seeds = [params.seed + member for member in range(params.lgb_ensemble_seeds)]
+    member_rounds: list[int] = []
+    validation_log = np.zeros(len(validation))
+    for seed in seeds:
+        options = {**lightgbm_parameters(params, transform), "seed": seed}
+        search = lightgbm.train(
+            options,
+            fit_set,
+            params.lgb_max_rounds,
+            valid_sets=[validation_set],
+            callbacks=[lightgbm.early_stopping(50, verbose=False)],
+        )
+        rounds = max(search.best_iteration, 1)
+        member_rounds.append(rounds)
+        validation_log += np.asarray(search.predict(validation_matrix, num_iteration=rounds))
+        del search
+    validation_prices = np.exp(validation_log / len(seeds))
     training = pd.concat([fit, validation], ignore_index=True)
     transform = FeatureTransform.fit(training, encoding=Encoding.ORDINAL, derived=derived)
-    booster = lightgbm.train(
-        lightgbm_parameters(params, transform),
-        lightgbm.Dataset(transform.transform(training), _log_price(training), feature_name=names),
-        rounds,
+    training_set = lightgbm.Dataset(
+        _training_matrix(training, transform, ignored), _log_price(training), feature_name=names
     )
-    predictor = LightGBMPredictor(booster.model_to_string())
-    hyper = {k: v for k, v in options.items() if k not in {"verbose", "num_threads"}}
-    model = PriceModel(transform, predictor, {"hyperparameters": {**hyper, "rounds": rounds}})
-    return FittedCandidate(
-        model, validation_prices, time.perf_counter() - started, {"rounds": rounds}
-    )
+    texts = []
+    for seed, rounds in zip(seeds, member_rounds, strict=True):
+        options = {**lightgbm_parameters(params, transform), "seed": seed}
+        texts.append(lightgbm.train(options, training_set, rounds).model_to_string())
+    predictor = LightGBMPredictor(*texts)
+    hyper = {
+        k: v
+        for k, v in lightgbm_parameters(params, transform).items()
+        if k not in {"verbose", "num_threads"}
+    }
+    details: dict[str, object] = {"rounds": sum(member_rounds)}
+    if len(seeds) > 1:
+        details["member_rounds"] = member_rounds
+    if params.lgb_ignore_features:
+        details["ignored_features"] = list(params.lgb_ignore_features)
+    model = PriceModel(transform, predictor, {"hyperparameters": {**hyper, **details}})
+    return FittedCandidate(model, validation_prices, time.perf_counter() - started, details)
 
 
 def fit_mlp(

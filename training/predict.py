@@ -23,6 +23,7 @@ from training.features import SEPARATOR, Columns, FeatureTransform
 ARTIFACT_FORMAT: Final = 1
 METADATA_FILE: Final = "metadata.json"
 LIGHTGBM_FILE: Final = "model.txt"
+ENSEMBLE_MEMBER_SEPARATOR: Final = "\n# facet: next ensemble member\n"
 WEIGHTS_FILE: Final = "weights.npz"
 
 
@@ -138,15 +139,19 @@ class TreePredictor:
 
 
 class LightGBMPredictor:
-    """A LightGBM booster; contributions are its exact TreeSHAP values (`pred_contrib`)."""
+    """A LightGBM booster, or several averaged (an ensemble of seeds); contributions are exact
+    TreeSHAP values (`pred_contrib`). SHAP values are linear in the model, so the average of the
+    members' values is the ensemble's exact explanation and still adds up to its prediction."""
 
     family = "lightgbm"
 
-    def __init__(self, model_text: str) -> None:
+    def __init__(self, *model_texts: str) -> None:
         import lightgbm
 
-        self.model_text = model_text
-        self.booster = lightgbm.Booster(model_str=model_text)
+        if not model_texts:
+            raise ValueError("a LightGBM predictor needs at least one booster")
+        self.model_texts = model_texts
+        self.boosters = [lightgbm.Booster(model_str=text) for text in model_texts]
         # LightGBM boosters are not safe to share across threads while predicting.
         self._lock = threading.Lock()
 
@@ -154,7 +159,10 @@ class LightGBMPredictor:
         # threads cost more than they save on few rows; never more than the CPUs usable
         threads = 1 if len(matrix) < 256 else usable_cpus()
         with self._lock:
-            return np.asarray(self.booster.predict(matrix, num_threads=threads, **options))
+            total = np.asarray(self.boosters[0].predict(matrix, num_threads=threads, **options))
+            for booster in self.boosters[1:]:
+                total = total + booster.predict(matrix, num_threads=threads, **options)
+        return total / len(self.boosters) if len(self.boosters) > 1 else total
 
     def predict_log(self, matrix: np.ndarray) -> np.ndarray:
         return self._predict(matrix)
@@ -164,12 +172,14 @@ class LightGBMPredictor:
         return shap[:, -1], shap[:, :-1]
 
     def save(self, directory: Path) -> list[str]:
-        (directory / LIGHTGBM_FILE).write_text(self.model_text)
+        (directory / LIGHTGBM_FILE).write_text(ENSEMBLE_MEMBER_SEPARATOR.join(self.model_texts))
         return [LIGHTGBM_FILE]
 
     @classmethod
     def load(cls, directory: Path) -> LightGBMPredictor:
-        return cls((directory / LIGHTGBM_FILE).read_text())
+        # One file (so its sha256 in the metadata covers every member); LightGBM's own text
+        # format never contains the separator line.
+        return cls(*(directory / LIGHTGBM_FILE).read_text().split(ENSEMBLE_MEMBER_SEPARATOR))
 
 
 @dataclass(frozen=True)

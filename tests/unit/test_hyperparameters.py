@@ -41,6 +41,10 @@ def test_hyperparameters_sagemaker_own_keys_are_kept_aside() -> None:
         ({"mlp_epochs": "0"}, "mlp_epochs=0 must be greater than 0"),
         ({"models": ""}, "choose from"),
         ({"epochs": "3"}, "unknown hyperparameter 'epochs'"),
+        ({"lgb_feature_fraction": "1.5"}, "lgb_feature_fraction=1.5 is above 1"),
+        ({"lgb_lambda_l2": "-1"}, "lgb_lambda_l2=-1.0 must not be negative"),
+        ({"lgb_ensemble_seeds": "0"}, "lgb_ensemble_seeds=0 must be greater than 0"),
+        ({"lgb_ignore_features": "x,colour"}, "lgb_ignore_features names unknown columns"),
     ],
 )
 def test_hyperparameters_bad_value_names_the_hyperparameter(
@@ -53,3 +57,9 @@ def test_hyperparameters_bad_value_names_the_hyperparameter(
 def test_hyperparameters_round_trip_through_strings() -> None:
     params = parse_hyperparameters({"models": "all", "tree_max_depths": "5,6"})
     assert parse_hyperparameters(params.to_strings()) == params
+
+
+def test_feature_selection_accepts_schema_and_derived_columns() -> None:
+    params = parse_hyperparameters({"lgb_ignore_features": "depth,x_over_y"})
+    assert params.lgb_ignore_features == ("depth", "x_over_y")
+    assert parse_hyperparameters({"lgb_ignore_features": ""}).lgb_ignore_features == ()
