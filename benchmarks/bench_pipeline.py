@@ -27,8 +27,18 @@ from figures import Figures
 from local_emulation.emulator import clean_environment, free_port
 
 
-def tree_rss_kb(root: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
+def _pss_kb(pid: int) -> int:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^Pss:\s+(\d+)", rollup, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """Resident memory of a process and all its descendants, in KiB: the sum of RSS (pages shared
+    between processes counted in each) and of PSS (each shared page split among its sharers)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -43,12 +53,13 @@ def tree_rss_kb(root: int) -> int:
         found = re.search(r"VmRSS:\s+(\d+)", status)
         rss[pid] = int(found.group(1)) if found else 0
         children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root]
+    total, proportional, stack = 0, 0, [root]
     while stack:
         pid = stack.pop()
         total += rss.get(pid, 0)
+        proportional += _pss_kb(pid)
         stack += children.get(pid, [])
-    return total
+    return total, proportional
 
 
 BATCHES = 4
@@ -94,11 +105,13 @@ def main() -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        peak = {"kb": 0}
+        peak = {"kb": 0, "pss_kb": 0}
 
         def sample() -> None:
             while process.poll() is None:
-                peak["kb"] = max(peak["kb"], tree_rss_kb(process.pid))
+                rss_kb, pss_kb = tree_memory_kb(process.pid)
+                peak["kb"] = max(peak["kb"], rss_kb)
+                peak["pss_kb"] = max(peak["pss_kb"], pss_kb)
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -148,6 +161,12 @@ def main() -> None:
     )
     line(
         "peak memory of the demo (process tree)", f"{peak_mb:.0f} MB", "<= 2048 MB", peak_mb <= 2048
+    )
+    line(
+        "  same, proportional (shared pages counted once)",
+        f"{peak['pss_kb'] / 1024:.0f} MB",
+        "(info)",
+        None,
     )
     durations = ", ".join(f"{r:.1f} s" for r in runs)
     print(f"(runs: {durations})")

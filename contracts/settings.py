@@ -166,11 +166,13 @@ class Settings(BaseSettings):
         description="The emulator stops a Lambda execution environment idle this long.",
     )
     local_lambda_max_environments: int = Field(
-        4,
+        10,
         validation_alias=Env.LOCAL_LAMBDA_MAX_ENVIRONMENTS.value,
         gt=0,
         description="Warm Lambda environments the emulator keeps on this machine at most "
-        "(least recently used idle ones stop first); busy ones are never stopped.",
+        "(least recently used idle ones stop first); busy ones are never stopped. 10 keeps the "
+        "pipeline's eight functions and the API warm: with 4, a run cycling through eight "
+        "functions cold-started every step (26.5 s per run against 16 s).",
     )
     training_max_seconds: int = Field(
         3600,

@@ -39,9 +39,10 @@ _LOG_TAIL_BYTES: Final = 4096
 # every environment holds an interpreter with the function's imports in this machine's memory.
 DEFAULT_IDLE_SECONDS: Final = 120.0
 # Lambda's environments live on other machines; here each one is an interpreter with pandas and
-# the function's imports (~200-300 MB) on this one. Beyond this many, the least recently used idle
-# environment is stopped first (a cold start for that function next time).
-DEFAULT_MAX_ENVIRONMENTS: Final = 4
+# the function's imports (~130-250 MB) on this one. Beyond this many, the least recently used idle
+# environment is stopped first (a cold start for that function next time). Enough for the
+# pipeline's eight functions and the API: fewer, and a run cycling through them thrashes.
+DEFAULT_MAX_ENVIRONMENTS: Final = 10
 
 
 @dataclass(frozen=True)

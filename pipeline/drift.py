@@ -7,7 +7,6 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from contracts.schema import LABEL_NAME, NUMERIC_FEATURES, ORDINAL_FEATURES
 
@@ -54,6 +53,17 @@ def categorical_psi(reference: pd.Series, current: pd.Series, levels: tuple[str,
     return _psi(expected, actual)
 
 
+def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical
+    distribution functions (scipy's `ks_2samp(...).statistic`, without importing scipy.stats,
+    which cost every pipeline Lambda 0.8 s and ~40 MB at cold start)."""
+    reference, current = np.sort(reference), np.sort(current)
+    points = np.concatenate([reference, current])
+    below_reference = np.searchsorted(reference, points, side="right") / len(reference)
+    below_current = np.searchsorted(current, points, side="right") / len(current)
+    return float(np.max(np.abs(below_reference - below_current)))
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame) -> list[FeatureDrift]:
     """Drift per feature (and of the price, when both tables carry it), largest first."""
     results = []
@@ -63,9 +73,7 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame) -> list[Feature
     for name in numeric:
         ref = reference[name].to_numpy(dtype=float)
         cur = current[name].to_numpy(dtype=float)
-        results.append(
-            FeatureDrift(name, numeric_psi(ref, cur), float(stats.ks_2samp(ref, cur).statistic))
-        )
+        results.append(FeatureDrift(name, numeric_psi(ref, cur), ks_statistic(ref, cur)))
     for ordinal in ORDINAL_FEATURES:
         psi = categorical_psi(reference[ordinal.name], current[ordinal.name], ordinal.levels)
         results.append(FeatureDrift(ordinal.name, psi, None))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from pipeline.drift import drift_report, summarize
+from pipeline.drift import drift_report, ks_statistic, summarize
 from training.train import ClassicSplit
 
 
@@ -35,3 +37,14 @@ def test_drift_without_price_column_skips_price(classic: ClassicSplit) -> None:
     features = {d.feature for d in drift_report(classic.training, unlabelled)}
     assert "price" not in features
     assert isinstance(unlabelled, pd.DataFrame)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.1, 1.0])
+def test_ks_statistic_agrees_with_scipy(shift: float) -> None:
+    from scipy import stats
+
+    generator = np.random.default_rng(3)
+    reference = np.round(generator.normal(size=700), 2)  # ties, as in recorded carats
+    current = np.round(generator.normal(loc=shift, size=450), 2)
+    expected = stats.ks_2samp(reference, current).statistic
+    assert ks_statistic(reference, current) == pytest.approx(expected, abs=1e-12)
