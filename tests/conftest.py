@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,20 @@ import pytest
 from training.hyperparameters import parse_hyperparameters
 from training.predict import PriceModel, load_model
 from training.train import ClassicSplit, prepare_classic, train_and_evaluate
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker gets its own share of the CPUs (inherited by everything it
+    starts: training jobs, Lambda environments, LocalStack). Code that sizes its threads from the
+    CPUs it may use (contracts/compute.py) then stops two workers' OpenMP pools from fighting over
+    the same cores, which made the notebook test 5x slower beside another worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or workers < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= workers:
+        os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: workers])
 
 
 @pytest.fixture(scope="session")
