@@ -1,0 +1,66 @@
+"""Where the test suite's time goes, per folder: measured, printed (not a test).
+
+    python benchmarks/suite_times.py                      # runs the suite as `make test` does
+    python benchmarks/suite_times.py --workers 1          # one worker, for comparison
+    python benchmarks/suite_times.py --junit report.xml   # only summarises an earlier run
+
+Per folder it prints the tests' own time (setup + call + teardown, summed over workers) and the
+slowest file; the wall time of the whole run is what a developer waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from xml.etree import ElementTree
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def summarise(junit: Path) -> dict[str, dict[str, float]]:
+    """{folder: {file: seconds}} from a JUnit XML report."""
+    folders: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        dotted = case.get("classname", "")  # tests.e2e.test_localstack
+        parts = dotted.split(".")
+        folder = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+        folders[folder][parts[-1] if len(parts) > 2 else dotted] += float(case.get("time", 0))
+    return folders
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--junit", type=Path, help="summarise this report instead of running")
+    arguments = parser.parse_args()
+    wall = None
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = arguments.junit or Path(tmp) / "junit.xml"
+        if arguments.junit is None:
+            started = time.monotonic()
+            workers = ["-n", str(arguments.workers), "--dist", "loadfile"]
+            subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", *workers, f"--junitxml={junit}"],
+                cwd=REPO,
+                check=False,
+            )
+            wall = time.monotonic() - started
+        folders = summarise(junit)
+    print(f"\n{'folder':<18} {'tests time':>10}  slowest file")
+    for folder, files in sorted(folders.items(), key=lambda item: -sum(item[1].values())):
+        slowest = max(files, key=lambda name: files[name])
+        print(f"{folder:<18} {sum(files.values()):>9.0f}s  {slowest} ({files[slowest]:.0f} s)")
+    total = sum(sum(files.values()) for files in folders.values())
+    print(f"{'all':<18} {total:>9.0f}s")
+    if wall is not None:
+        print(f"wall time with {arguments.workers} worker(s): {wall:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
