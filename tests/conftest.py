@@ -1,8 +1,12 @@
-"""Shared fixtures: the classic split and one trained model per family, built once per session."""
+"""Shared fixtures: the classic split and one trained model per family, built once per run (and
+shared between pytest-xdist workers: the first one that needs a model trains it)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,19 +35,49 @@ def classic() -> ClassicSplit:
     return prepare_classic()
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """A directory built by the first worker that asks for it, then read by every worker (the
+    workers' temporary directories share a parent, pytest-xdist's recipe for session data).
+    Tests must not write into it: copy it first."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    directory, complete = root / f"built-{name}", root / f"built-{name}.complete"
+    with (root / f"built-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not complete.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            build(directory)
+            complete.touch()
+    return directory
+
+
+def _trained(classic: ClassicSplit, hyperparameters: dict[str, str]) -> Callable[[Path], None]:
+    def build(directory: Path) -> None:
+        params = parse_hyperparameters(hyperparameters)
+        train_and_evaluate(classic.training, classic.holdout, params).save(directory)
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def trained_models(
     classic: ClassicSplit, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, PriceModel]:
     """Every candidate family, trained on the classic training rows, saved and loaded back."""
-    models: dict[str, PriceModel] = {}
-    for family in ("linear", "tree", "lightgbm", "mlp"):
-        params = parse_hyperparameters({"models": family, "mlp_epochs": "25"})
-        outcome = train_and_evaluate(classic.training, classic.holdout, params)
-        directory = tmp_path_factory.mktemp(f"model-{family}")
-        outcome.save(directory)
-        models[family] = load_model(directory)
-    return models
+    return {
+        family: load_model(
+            built_once(
+                tmp_path_factory,
+                f"model-{family}",
+                _trained(classic, {"models": family, "mlp_epochs": "25"}),
+            )
+        )
+        for family in ("linear", "tree", "lightgbm", "mlp")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +85,7 @@ def default_model(
     classic: ClassicSplit, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[PriceModel, Path]:
     """The model the pipeline trains by default (default hyperparameters), and its directory."""
-    outcome = train_and_evaluate(classic.training, classic.holdout, parse_hyperparameters({}))
-    directory = tmp_path_factory.mktemp("model-default")
-    outcome.save(directory)
+    directory = built_once(tmp_path_factory, "model-default", _trained(classic, {}))
     return load_model(directory), directory
 
 
