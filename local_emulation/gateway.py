@@ -59,6 +59,8 @@ TEXT_MEDIA: Final = (
     "application/xml",
 )
 ACCOUNT: Final = "123456789012"
+# How long stopping waits for every worker to flush and exit before killing what is left.
+STOP_GRACE_SECONDS: Final = 15.0
 API_ID: Final = "local0api1"
 
 Scope = MutableMapping[str, Any]
@@ -488,13 +490,17 @@ class Gateway:
         raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout:.0f} s")
 
     def stop(self) -> None:
+        """SIGTERM every worker (each flushes its inference logs), then one shared grace period:
+        waiting 15 s per worker in turn let two stuck workers hold `facet serve` for over 30 s."""
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in self.processes:
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("gateway worker %s did not stop in time; killed", process.pid)
                 process.kill()
                 process.wait(timeout=5)
         self.processes = []
