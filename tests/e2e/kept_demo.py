@@ -6,6 +6,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ def kept_demo(
         output = "".join(lines)
         if READY not in output:
             raise AssertionError(f"the demo did not come up:\n{output}")
+        # Keep reading what the demo prints while the test runs: a full pipe would block the
+        # demo (and the emulator it hosts) on its next print.
+        stream = process.stdout
+        drain = threading.Thread(target=lambda: lines.extend(stream), daemon=True)
+        drain.start()
         yield KeptDemo(process, output)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -571,7 +571,12 @@ def test_every_follow_up_command_works_beside_a_localstack_demo(
         assert status == 200 and quote["model_version"] == 1
     finally:
         serving.send_signal(signal.SIGINT)
-        serving.wait(timeout=30)
+        try:  # read while waiting: a full pipe would keep it from exiting
+            stopped_output, _ = serving.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            serving.kill()
+            stopped_output, _ = serving.communicate()
+            raise AssertionError(f"facet serve did not stop on Ctrl-C:\n{stopped_output}") from None
 
 
 def test_a_trigger_redelivered_after_a_crash_trains_nothing_twice(
