@@ -474,20 +474,24 @@ class Gateway:
         ]
         if self.api_key:
             command += ["--api-key", self.api_key]
-        for _ in range(self.workers):
-            self.processes.append(subprocess.Popen(command, env=self.environment))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError("a gateway worker exited while starting")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout:.0f} s")
+        try:
+            for _ in range(self.workers):
+                self.processes.append(subprocess.Popen(command, env=self.environment))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if any(p.poll() is not None for p in self.processes):
+                    raise RuntimeError("a gateway worker exited while starting")
+                try:
+                    with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                        return self
+                except OSError:
+                    time.sleep(0.2)
+            raise RuntimeError(f"the gateway did not answer on {self.url} within {timeout:.0f} s")
+        except BaseException:
+            # Ctrl-C while starting (a client may already be answered by the first worker) must
+            # not leave the workers running: `with` never reaches __exit__ when __enter__ fails.
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """SIGTERM every worker (each flushes its inference logs), then one shared grace period:

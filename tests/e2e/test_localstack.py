@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -557,6 +558,7 @@ def test_every_follow_up_command_works_beside_a_localstack_demo(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         status: int | None = None
@@ -572,10 +574,10 @@ def test_every_follow_up_command_works_beside_a_localstack_demo(
     finally:
         serving.send_signal(signal.SIGINT)
         try:  # read while waiting: a full pipe would keep it from exiting
-            stopped_output, _ = serving.communicate(timeout=30)
+            serving.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            serving.kill()
-            stopped_output, _ = serving.communicate()
+            os.killpg(serving.pid, signal.SIGKILL)  # serve and its gateway workers
+            stopped_output, _ = serving.communicate(timeout=10)
             raise AssertionError(f"facet serve did not stop on Ctrl-C:\n{stopped_output}") from None
 
 
