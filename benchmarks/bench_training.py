@@ -111,30 +111,30 @@ def main() -> None:
     )
     # Targets of the training core (6.0 % / 510 / 0.984) and the goal of the model frontier
     # (issue "Fast where it counts": 5.8 % / 500 / 0.985), before = the default it started from.
-    line("holdout MAPE", f"{holdout['mape']:.2%}", "<= 6.0%", holdout["mape"] <= 0.06, "6.12%")
-    line(
-        "holdout MAPE (frontier goal)",
-        f"{holdout['mape']:.2%}",
-        "<= 5.8%",
-        holdout["mape"] <= 0.058,
-        "6.12%",
-    )
-    line("holdout RMSE", f"{holdout['rmse']:.0f} USD", "<= 510", holdout["rmse"] <= 510, "511 USD")
-    line(
-        "holdout RMSE (frontier goal)",
-        f"{holdout['rmse']:.0f} USD",
-        "<= 500",
-        holdout["rmse"] <= 500,
-        "511 USD",
-    )
-    line("holdout R^2", f"{holdout['r2']:.4f}", ">= 0.984", holdout["r2"] >= 0.984, "0.9833")
-    line(
-        "holdout R^2 (frontier goal)",
-        f"{holdout['r2']:.4f}",
-        ">= 0.985",
-        holdout["r2"] >= 0.985,
-        "0.9833",
-    )
+    mape, rmse, r2 = holdout["mape"], holdout["rmse"], holdout["r2"]
+    for name, value, before, targets in (
+        (
+            "holdout MAPE",
+            f"{mape:.2%}",
+            "6.12%",
+            [("<= 6.0%", mape <= 0.06), ("<= 5.8%", mape <= 0.058)],
+        ),
+        (
+            "holdout RMSE",
+            f"{rmse:.0f} USD",
+            "511 USD",
+            [("<= 510", rmse <= 510), ("<= 500", rmse <= 500)],
+        ),
+        (
+            "holdout R^2",
+            f"{r2:.4f}",
+            "0.9833",
+            [(">= 0.984", r2 >= 0.984), (">= 0.985", r2 >= 0.985)],
+        ),
+    ):
+        (target, ok), (goal, goal_ok) = targets
+        line(name, value, target, ok, before)
+        line(f"{name} (frontier goal)", value, goal, goal_ok, before)
     rounds = outcome.model.metadata["hyperparameters"]["rounds"]
     print(f"default model: LightGBM, {rounds} trees, monotone in carat/color/clarity")
 
