@@ -93,7 +93,9 @@ def test_a_hard_kill_loses_at_most_one_flush_window(
     boto3.client("s3").create_bucket(Bucket=bucket)
     gateway = lake_gateway(served_model_dir, bucket).start()
     try:
-        sent = 0
+        # the first request loads the model; on a busy host that alone can outlast the loop below
+        price_many(gateway, 1)
+        sent = 1
         started = time.monotonic()
         while time.monotonic() - started < 3 * FLUSH_SECONDS:
             price_many(gateway, 25)
