@@ -83,6 +83,22 @@ class StageNames:
         return f"{self.prefix}-serving-api"
 
     @property
+    def rollout_application(self) -> str:
+        """The CodeDeploy application that shifts the serving alias between model versions."""
+        return f"{self.prefix}-serving"
+
+    @property
+    def rollout_group(self) -> str:
+        return f"{self.prefix}-serving-rollout"
+
+    @property
+    def rollout_rule(self) -> str:
+        return f"{self.prefix}-rollout-finished"
+
+    def shadow_schedule(self, version: int) -> str:
+        return f"{self.prefix}-shadow-ends-v{version}"
+
+    @property
     def api_name(self) -> str:
         return f"{self.prefix}-price-api"
 
@@ -191,6 +207,11 @@ class Env(StrEnum):
     TRAINING_SOURCE_S3_URI = "FACET_TRAINING_SOURCE_S3_URI"
     STATE_MACHINE_ARN = "FACET_STATE_MACHINE_ARN"
     STAGE = "FACET_STAGE"
+    # Rollout (contracts.rollout): the deploy function shifts the serving alias with CodeDeploy
+    # when the deployment group is set; without it, production moves at once (the pointer).
+    ROLLOUT_GROUP = "FACET_ROLLOUT_GROUP"
+    APPROVAL_MODE = "FACET_APPROVAL_MODE"
+    SHADOW_SCHEDULER_ROLE = "FACET_SHADOW_SCHEDULER_ROLE"
 
 
 # CloudWatch (namespace: StageNames.metric_namespace).

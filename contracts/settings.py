@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import names
 from contracts.names import Env
+from contracts.rollout import ComparisonRole, RolloutEnv, rollout_policy
 
 
 class GatePolicy(BaseSettings):
@@ -201,6 +202,55 @@ class Settings(BaseSettings):
         validation_alias=Env.TRAINING_SOURCE_S3_URI.value,
         description="s3:// URI of the training code tarball run by the framework container.",
     )
+
+    rollout_group: str = Field(
+        "",
+        validation_alias=Env.ROLLOUT_GROUP.value,
+        description="CodeDeploy deployment group that shifts the serving alias to a newly "
+        "approved model (canary, alarms); empty: production moves at once.",
+    )
+    approval_mode: Literal["auto", "manual", ""] = Field(
+        "",
+        validation_alias=Env.APPROVAL_MODE.value,
+        description="auto: the pipeline approves a model the gate passed; manual: it waits "
+        "PendingManualApproval for a person. Empty: the stage's (contracts.rollout).",
+    )
+    shadow_scheduler_role: str = Field(
+        "",
+        validation_alias=Env.SHADOW_SCHEDULER_ROLE.value,
+        description="Role EventBridge Scheduler assumes to end a shadow period.",
+    )
+    model_pin: str = Field(
+        "",
+        validation_alias=RolloutEnv.MODEL_PIN.value,
+        description="JSON ModelPin: this serving version serves exactly this model package.",
+    )
+    compare_pin: str = Field(
+        "",
+        validation_alias=RolloutEnv.COMPARE_PIN.value,
+        description="JSON ModelPin of the model this version also prices, to compare with.",
+    )
+    compare_role: ComparisonRole = Field(
+        ComparisonRole.CANARY, validation_alias=RolloutEnv.COMPARE_ROLE.value
+    )
+    compare_sample: float = Field(
+        1.0,
+        validation_alias=RolloutEnv.COMPARE_SAMPLE.value,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests priced by the compared model too.",
+    )
+    disagreement: float = Field(
+        0.10,
+        validation_alias=RolloutEnv.DISAGREEMENT.value,
+        gt=0.0,
+        description="Two prices of one stone disagree when they differ by more than this "
+        "fraction of the answered price.",
+    )
+
+    @property
+    def approval(self) -> str:
+        return self.approval_mode or rollout_policy(self.stage).approval
 
     @model_validator(mode="after")
     def _stage_defaults(self) -> Settings:

@@ -24,6 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from contracts.api import API_KEY_HEADER, HOSTING_ROUTES, PRICE_API_ROUTES, Route
 from contracts.settings import Settings, get_settings
 from serving.body import problems_from
+from serving.comparison import Comparison, DisagreementPublisher
 from serving.errors import InvalidRowsError, ServingError
 from serving.guards import RequestGuard, error_body, request_id
 from serving.inference_log import InferenceLogger
@@ -70,12 +71,18 @@ def _default_store(settings: Settings) -> ModelStore:
     return ModelStore(settings, _registry_clients)
 
 
+@lru_cache(maxsize=1)
+def _cloudwatch() -> Any:
+    return boto3.client("cloudwatch")
+
+
 def _default_logger(settings: Settings) -> InferenceLogger:
     return InferenceLogger(
         lambda: boto3.client("s3"),
         settings.data_bucket,
         flush_rows=settings.inference_log_flush_rows,
         flush_seconds=settings.inference_log_flush_seconds,
+        on_written=DisagreementPublisher(_cloudwatch, settings.names.metric_namespace),
     )
 
 
@@ -107,6 +114,7 @@ def _build(
         responses={500: {"model": ErrorResponse, "description": "A fault on our side."}},
     )
     app.state.settings, app.state.store, app.state.inference_log = settings, store, inference_logger
+    app.state.comparison = Comparison.from_settings(settings, _registry_clients)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:

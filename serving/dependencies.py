@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from contracts.settings import Settings
+from serving.comparison import Comparison
 from serving.guards import request_id
 from serving.inference_log import InferenceLogger
 from serving.model_store import ModelStore
@@ -17,6 +18,11 @@ from serving.model_store import ModelStore
 async def get_store(request: Request) -> ModelStore:
     store: ModelStore = request.app.state.store
     return store
+
+
+async def get_comparison(request: Request) -> Comparison | None:
+    comparison: Comparison | None = getattr(request.app.state, "comparison", None)
+    return comparison
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,6 +40,7 @@ async def get_request_id(request: Request) -> str:
 
 
 Models = Annotated[ModelStore, Depends(get_store)]
+Comparer = Annotated[Comparison | None, Depends(get_comparison)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 InferenceLog = Annotated[InferenceLogger, Depends(get_inference_log)]
 RequestId = Annotated[str, Depends(get_request_id)]

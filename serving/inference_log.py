@@ -39,6 +39,12 @@ COLUMNS: Final = (
     "latency_ms",
     "price",
     *FEATURE_NAMES,
+    # Filled only for requests a second model also priced (serving.comparison).
+    "compared_role",
+    "compared_version",
+    "compared_price",
+    "price_gap",
+    "disagrees",
 )
 
 
@@ -68,6 +74,8 @@ class InferenceLogger:
     flush_rows: int = 500
     flush_seconds: float = 10.0
     max_buffer_rows: int = 100_000
+    # Called with the rows of each successful flush (serving.comparison publishes metrics).
+    on_written: Callable[[list[dict[str, Any]]], None] | None = None
     counters: LogCounters = field(default_factory=LogCounters)
     _buffer: deque[dict[str, Any]] = field(default_factory=deque)
     _oldest: float | None = None
@@ -130,6 +138,8 @@ class InferenceLogger:
                 return 0
             with self._lock:
                 self.counters.written += len(rows)
+            if self.on_written is not None:
+                self.on_written(rows)
             return len(rows)
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
@@ -183,8 +193,10 @@ def rows_for(
     latency_ms: float,
     stones: list[dict[str, Any]],
     prices: list[float],
+    compared: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     logged_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    extras = compared or [{} for _ in stones]
     return [
         {
             "request_id": request_id,
@@ -194,8 +206,9 @@ def rows_for(
             "latency_ms": round(latency_ms, 3),
             "price": round(price, 2),
             **stone,
+            **extra,
         }
-        for stone, price in zip(stones, prices, strict=True)
+        for stone, price, extra in zip(stones, prices, extras, strict=True)
     ]
 
 
@@ -207,6 +220,7 @@ def log_priced(
     model_version: int | None,
     stones: list[dict[str, Any]],
     quotes: list[dict[str, Any]],
+    compared: list[dict[str, Any]] | None = None,
 ) -> None:
     """Queue one row per priced stone, with the request's id and its latency so far."""
     started = getattr(request.state, "started", None)
@@ -219,5 +233,6 @@ def log_priced(
             latency_ms=latency,
             stones=stones,
             prices=[q["price_usd"] for q in quotes],
+            compared=compared,
         )
     )

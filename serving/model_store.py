@@ -1,12 +1,16 @@
-"""The production model, as the registry says, loaded once and refreshed without a restart.
+"""The model a serving version prices with: pinned, or following production without a restart.
 
-Production is the package the production pointer names (an SSM parameter the deploy function
-alone writes, pipeline.promotion): one GetParameter per refresh, whatever the registry holds.
-Every `model_refresh_seconds` a request starts that re-read in a background thread (only the
-first load, with nothing to serve yet, waits for it); a new production package is downloaded,
-checked against its recorded sha256 and schema version, and swapped in. If a refresh fails, the
-current model keeps serving and the error is kept for /ready and the logs. The model history
-(/v1/models) lists the registry, at most once per refresh period.
+Pinned (a Lambda version published by the rollout, contracts.rollout): the environment names one
+model package (`FACET_MODEL_PIN`); it is loaded once, checked against its sha256, and never
+replaced, so every price of that version traces to that package.
+
+Not pinned (a local artifact aside), production is the package the production pointer names (an
+SSM parameter the deploy function alone writes, pipeline.promotion): one GetParameter per
+refresh, whatever the registry holds. Every `model_refresh_seconds` a request starts that re-read
+in a background thread (only the first load, with nothing to serve yet, waits for it); a new
+production package is downloaded, checked against its recorded sha256 and schema version, and
+swapped in. If a refresh fails, the current model keeps serving and the error is kept for /ready
+and the logs. The model history (/v1/models) lists the registry, at most once per refresh period.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.rollout import ModelPin
 from contracts.settings import Settings
 from serving.errors import NoModelError
 from training import registry
@@ -144,6 +149,8 @@ class ModelStore:
         return self._current
 
     def _due(self) -> bool:
+        if self.settings.model_pin and self._current is not None:
+            return False  # a pinned version serves its one model for ever
         return (
             self._checked_at is None
             or self.clock() - self._checked_at >= self.settings.model_refresh_seconds
@@ -158,7 +165,11 @@ class ModelStore:
                     self._current = LoadedModel(model, _info(model, None, ""))
                 return
             aws = self.clients()
-            pointer = registry.read_pointer(aws.ssm, self.settings.production_model_param)
+            pointer = (
+                ModelPin.from_json(self.settings.model_pin)
+                if self.settings.model_pin
+                else registry.read_pointer(aws.ssm, self.settings.production_model_param)
+            )
             if pointer.arn is None:
                 self.last_error = None
                 return

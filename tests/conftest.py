@@ -89,6 +89,30 @@ def default_model(
     return load_model(directory), directory
 
 
+# The slice whose labels the mislabelled model learned wrong, and by how much.
+MISLABELLED_COLORS = ("D", "E", "F", "G")
+MISLABELLED_FACTOR = 1.6
+
+
+def _mislabelled(classic: ClassicSplit) -> Callable[[Path], None]:
+    def build(directory: Path) -> None:
+        training = classic.training.copy()
+        wrong = training["color"].isin(MISLABELLED_COLORS)
+        training.loc[wrong, "price"] = training.loc[wrong, "price"] * MISLABELLED_FACTOR
+        params = parse_hyperparameters({"models": "lightgbm"})
+        train_and_evaluate(training, classic.holdout, params).save(directory)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def mislabelled_model_dir(classic: ClassicSplit, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained with the prices of the most colourless stones 60 % too high: a plausible
+    bad candidate (a slice of appraisals mislabelled), whose prices disagree with production's
+    on about half of the stones."""
+    return built_once(tmp_path_factory, "model-mislabelled", _mislabelled(classic))
+
+
 @pytest.fixture(scope="session")
 def aws_emulator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One embedded moto (with local compute) for the test session, stopped at its end."""

@@ -11,7 +11,8 @@ from contracts.api import CSV, JSON, MULTIPART
 from contracts.schema import FEATURE_NAMES, Diamond, example_diamond
 from contracts.settings import Settings
 from serving.body import stones_from
-from serving.dependencies import AppSettings, InferenceLog, Models, RequestId
+from serving.comparison import Comparison, comparison_fields
+from serving.dependencies import AppSettings, Comparer, InferenceLog, Models, RequestId
 from serving.errors import PayloadTooLargeError
 from serving.inference_log import log_priced
 from serving.pricing import quote
@@ -64,6 +65,18 @@ def check_explained_rows(rows: int, settings: Settings) -> None:
         )
 
 
+def compare(
+    comparison: Comparison | None, stones: list[dict[str, Any]], quotes: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The second model's prices beside the answered ones, for a sampled request (rollout)."""
+    if comparison is None:
+        return None
+    compared = comparison.prices(stones)
+    if compared is None:
+        return None
+    return comparison_fields(compared, [q["price_usd"] for q in quotes], comparison.disagreement)
+
+
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1/prices", tags=["prices"], responses=ERRORS)
 
@@ -73,6 +86,7 @@ def build_router(settings: Settings) -> APIRouter:
         *,
         diamond: Diamond,  # type: ignore[valid-type]
         models: Models,
+        comparison: Comparer,
         inference_log: InferenceLog,
         request_id: RequestId,
         explain: Annotated[bool, Query(description="Include the explanation of the price.")] = True,
@@ -87,6 +101,7 @@ def build_router(settings: Settings) -> APIRouter:
             model_version=loaded.info.version,
             stones=[stone],
             quotes=[result],
+            compared=compare(comparison, [stone], [result]),
         )
         return {**result, "model_version": loaded.info.version, "request_id": request_id}
 
@@ -100,6 +115,7 @@ def build_router(settings: Settings) -> APIRouter:
         request: Request,
         *,
         models: Models,
+        comparison: Comparer,
         inference_log: InferenceLog,
         request_id: RequestId,
         app_settings: AppSettings,
@@ -123,6 +139,7 @@ def build_router(settings: Settings) -> APIRouter:
             model_version=loaded.info.version,
             stones=stones,
             quotes=quotes,
+            compared=compare(comparison, stones, quotes),
         )
         return bounded_json(
             {
