@@ -104,11 +104,14 @@ def serving(
     """A fresh lake prefix per test: each test gets its own bucket for inference rows."""
     lake = f"cmp-lake-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=lake)
-    yield lake, Settings(
-        stage=STAGE,
-        data_bucket=lake,
-        model_package_group=GROUP,
-        production_model_param=f"/facet/{STAGE}/pointer-{uuid.uuid4().hex[:6]}",
+    yield (
+        lake,
+        Settings(
+            stage=STAGE,
+            data_bucket=lake,
+            model_package_group=GROUP,
+            production_model_param=f"/facet/{STAGE}/pointer-{uuid.uuid4().hex[:6]}",
+        ),
     )
 
 
@@ -138,9 +141,7 @@ def test_a_pin_whose_artifact_does_not_match_serves_nothing_rather_than_another_
     _, settings = serving
     production, _ = packages
     write_pointer(boto3.client("ssm"), settings.production_model_param, pointer_to(production))
-    altered = ProductionPointer(
-        **{**pointer_to(production).__dict__, "artifact_sha256": "0" * 64}
-    )
+    altered = ProductionPointer(**{**pointer_to(production).__dict__, "artifact_sha256": "0" * 64})
     pinned = settings.model_copy(update={"model_pin": ModelPin.of(altered).to_env()})
     with TestClient(create_app(pinned)) as client:
         answer = client.post("/v1/prices", json=example_diamond())
@@ -225,4 +226,3 @@ def test_a_shadow_answers_with_production_and_prices_only_the_sample_with_the_ca
     for row in compared:  # the gap is the candidate's price against production's (answered)
         gap = float(row["compared_price"]) / float(row["price"]) - 1
         assert float(row["price_gap"]) == pytest.approx(gap, abs=1e-3)
-
