@@ -212,6 +212,10 @@ class Env(StrEnum):
     ROLLOUT_GROUP = "FACET_ROLLOUT_GROUP"
     APPROVAL_MODE = "FACET_APPROVAL_MODE"
     SHADOW_SCHEDULER_ROLE = "FACET_SHADOW_SCHEDULER_ROLE"
+    LOCAL_ROLLOUT_SPEEDUP = "FACET_LOCAL_ROLLOUT_SPEEDUP"
+    # The local gateway invokes this function's `live` alias, version by version, as API
+    # Gateway does; unset, it runs the serving handler of this checkout.
+    LOCAL_GATEWAY_FUNCTION = "FACET_LOCAL_GATEWAY_FUNCTION"
 
 
 # CloudWatch (namespace: StageNames.metric_namespace).
@@ -324,3 +328,16 @@ def model_package_state_pattern(group: str) -> dict[str, object]:
 
 SCHEDULE_EVENT_INPUT: Final = '{"trigger": "schedule"}'
 DRIFT_SCHEDULE_EXPRESSION: Final = "rate(1 day)"
+
+
+DEPLOYMENT_STATE_CHANGE: Final = "CodeDeploy Deployment State-change Notification"
+
+
+def deployment_finished_pattern(application: str) -> dict[str, object]:
+    """EventBridge pattern of a CodeDeploy deployment of the application that succeeded, failed
+    or was stopped (a rollback): the deploy function moves production or rejects the package."""
+    return {
+        "source": ["aws.codedeploy"],
+        "detail-type": [DEPLOYMENT_STATE_CHANGE],
+        "detail": {"application": [application], "state": ["SUCCESS", "FAILURE", "STOP"]},
+    }

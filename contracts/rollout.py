@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from contracts.names import StageNames
 from contracts.pointer import ProductionPointer
@@ -179,3 +179,36 @@ def rollback_alarms(names: StageNames, policy: RolloutPolicy, api_stage: str) ->
             period,
         ),
     ]
+
+
+def appspec(function: str, current: str, target: str) -> str:
+    return json.dumps(
+        {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "serving": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": function,
+                            "Alias": SERVING_ALIAS,
+                            "CurrentVersion": current,
+                            "TargetVersion": target,
+                        },
+                    }
+                }
+            ],
+        }
+    )
+
+
+def target_of(deployment: dict[str, Any]) -> tuple[str, str, str]:
+    """(function, current version, target version) of a Lambda deployment's AppSpec."""
+    content = deployment["revision"]["appSpecContent"]["content"]
+    (resource,) = json.loads(content)["Resources"]
+    properties = next(iter(resource.values()))["Properties"]
+    return (
+        str(properties["Name"]),
+        str(properties["CurrentVersion"]),
+        str(properties["TargetVersion"]),
+    )

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         "pipeline's eight functions and the API warm: with 4, a run cycling through eight "
         "functions cold-started every step (26.5 s per run against 16 s).",
     )
+    local_rollout_speedup: float = Field(
+        60.0,
+        validation_alias=Env.LOCAL_ROLLOUT_SPEEDUP.value,
+        gt=0,
+        description="The emulator's stand-in for CodeDeploy divides every canary interval and "
+        "alarm period by this: at 60, a 5-minute canary with 1-minute alarm periods takes 5 s "
+        "with 1-s periods.",
+    )
     training_max_seconds: int = Field(
         3600,
         validation_alias=Env.TRAINING_MAX_SECONDS.value,

@@ -9,12 +9,17 @@ add the compute and the behaviour it does not have here (DESIGN.md §3):
     cleared it; AWS keeps it) and, when the approval status changes, emits the registry's
     "SageMaker Model Package State Change" event to EventBridge, as SageMaker does;
   - `Rule.send_to_targets`: delivers to Lambda targets (moto cannot), asynchronously, as
-    EventBridge does.
+    EventBridge does;
+  - `EventBridgeSchedulerBackend.create_schedule`: a one-time schedule invokes its Lambda
+    target when due (time compressed as the rollout's);
+  - `CodeDeployBackend.create_deployment`: runs a Lambda deployment (alias weights on the
+    configuration's schedule, alarms evaluated, rollback) with local_emulation.codedeploy.
 moto is pinned (5.2.5); tests/integration/test_moto_seams.py fails loudly if a seam moves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -33,6 +38,7 @@ import boto3
 from botocore.config import Config
 
 from contracts.settings import Settings
+from local_emulation.codedeploy import LocalCodeDeploy
 from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
 
@@ -79,16 +85,21 @@ class Seams:
     runner: TrainingRunner
     originals: dict[str, Any]
     deliveries: EventDeliveries
+    codedeploy: LocalCodeDeploy
 
     def uninstall(self) -> None:
         from moto.awslambda.models import LambdaFunction
+        from moto.codedeploy.models import CodeDeployBackend
         from moto.events.models import Rule
         from moto.sagemaker.models import SageMakerModelBackend
+        from moto.scheduler.models import EventBridgeSchedulerBackend
 
         LambdaFunction._invoke_lambda = self.originals["invoke"]  # type: ignore[method-assign]
         SageMakerModelBackend.create_training_job = self.originals["create_training_job"]  # type: ignore[method-assign]
         SageMakerModelBackend.update_model_package = self.originals["update_model_package"]  # type: ignore[method-assign]
         Rule.send_to_targets = self.originals["send_to_targets"]  # type: ignore[method-assign]
+        CodeDeployBackend.create_deployment = self.originals["create_deployment"]  # type: ignore[method-assign]
+        EventBridgeSchedulerBackend.create_schedule = self.originals["create_schedule"]  # type: ignore[method-assign]
 
 
 class EventDeliveries:
@@ -127,6 +138,10 @@ class EventDeliveries:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    @property
+    def busy(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
 
 def package_state_change(package: Any) -> dict[str, Any]:
     """The registry's state-change event for a moto model package, in SageMaker's shape."""
@@ -146,11 +161,20 @@ def package_state_change(package: Any) -> dict[str, Any]:
     }
 
 
+def one_time(expression: str) -> dt.datetime | None:
+    """The moment of an EventBridge Scheduler one-time expression, at(yyyy-mm-ddThh:mm:ss) UTC."""
+    if not (expression.startswith("at(") and expression.endswith(")")):
+        return None
+    return dt.datetime.fromisoformat(expression[3:-1]).replace(tzinfo=dt.UTC)
+
+
 def install_seams(work_dir: Path) -> Seams:
     from moto.awslambda.models import LambdaFunction
+    from moto.codedeploy.models import CodeDeployBackend
     from moto.core.exceptions import JsonRESTError
     from moto.events.models import Rule
     from moto.sagemaker.models import SageMakerModelBackend
+    from moto.scheduler.models import EventBridgeSchedulerBackend
 
     class TooManyRequestsError(JsonRESTError):
         """Lambda's answer when a function's reserved concurrency is exhausted (HTTP 429)."""
@@ -282,11 +306,63 @@ def install_seams(work_dir: Path) -> Seams:
             rule.targets = others
             originals["send_to_targets"](rule, original_event, transform_input)
 
+    def put_event(account: str, region: str, entry: dict[str, Any]) -> None:
+        from moto.events.models import events_backends
+
+        events_backends[account][region].put_events([entry])
+
+    def metric_data(account: str, region: str) -> list[Any]:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return list(cloudwatch_backends[account][region].get_all_metrics())
+
+    def alarms(account: str, region: str) -> dict[str, Any]:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        return dict(cloudwatch_backends[account][region].alarms)
+
+    codedeploy = LocalCodeDeploy(
+        speedup=settings.local_rollout_speedup,
+        lambda_client=lambda: boto3.client("lambda", config=CLIENT_CONFIG),
+        metric_data=metric_data,
+        alarms=alarms,
+        emit=put_event,
+    )
+    originals["create_deployment"] = CodeDeployBackend.create_deployment
+
+    def create_deployment(self: Any, *args: Any, **kwargs: Any) -> str:
+        deployment_id = str(originals["create_deployment"](self, *args, **kwargs))
+        codedeploy.start(self.deployments[deployment_id], self.account_id, self.region_name)
+        return deployment_id
+
+    originals["create_schedule"] = EventBridgeSchedulerBackend.create_schedule
+
+    def create_schedule(self: Any, **kwargs: Any) -> Any:
+        schedule = originals["create_schedule"](self, **kwargs)
+        at = one_time(str(kwargs.get("schedule_expression") or ""))
+        target = kwargs.get("target") or {}
+        if at is not None and ":lambda:" in str(target.get("Arn", "")):
+            delay = max(0.0, (at - dt.datetime.now(dt.UTC)).total_seconds()) / codedeploy.speedup
+            backend, name = self, str(kwargs["name"])
+
+            def fire() -> None:
+                deliveries.deliver(target["Arn"], json.loads(target.get("Input") or "{}"))
+                if kwargs.get("action_after_completion") == "DELETE":
+                    with contextlib.suppress(Exception):
+                        backend.delete_schedule(kwargs.get("group_name"), name)
+
+            timer = threading.Timer(delay, fire)
+            timer.daemon = True
+            timer.start()
+        return schedule
+
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
+    CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
+    EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign]
     SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
     SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
-    return Seams(executor, runner, originals, deliveries)
+    return Seams(executor, runner, originals, deliveries, codedeploy)
 
 
 class EmbeddedEmulator:
@@ -333,6 +409,7 @@ class EmbeddedEmulator:
     def stop(self) -> None:
         if self.seams is not None:
             self.seams.runner.wait(timeout=120)
+            self.seams.codedeploy.wait(timeout=60)
             self.seams.deliveries.wait(timeout=60)
             self.seams.uninstall()
             self.seams.executor.close()
@@ -346,6 +423,18 @@ class EmbeddedEmulator:
             else:
                 os.environ[name] = value
         self._saved_environment.clear()
+
+    def settle(self, timeout: float = 120) -> None:
+        """Wait until no event is being delivered and no deployment is running: an approval's
+        consequences (a rollout, its verdict, the next rollout) chain through both."""
+        assert self.seams is not None, "the emulator is not running"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.seams.deliveries.wait(timeout=max(0.0, deadline - time.monotonic()))
+            self.seams.codedeploy.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if not (self.seams.deliveries.busy or self.seams.codedeploy.busy):
+                return
+        raise TimeoutError(f"events or deployments still running after {timeout:.0f} s")
 
     def __enter__(self) -> EmbeddedEmulator:
         return self.start()

@@ -47,8 +47,9 @@ from contracts.api import (
     find_route,
     normalized_segments,
 )
-from contracts.names import API_STAGE, StageNames
+from contracts.names import API_STAGE, Env, StageNames
 from contracts.settings import Settings
+from local_emulation.alias_routing import AliasRouter, ApiMetrics, measured
 from local_emulation.emulator import clean_environment
 
 log = logging.getLogger("facet.emulation.gateway")
@@ -199,6 +200,8 @@ class GatewayApp:
         # One thread per worker: one request at a time, like a Lambda execution environment.
         self.environment = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda")
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.router: AliasRouter | None = None
+        self.metrics: ApiMetrics | None = None
 
     async def __call__(
         self,
@@ -238,7 +241,7 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await asyncio.get_running_loop().run_in_executor(
-                    self.environment, _stop_environment
+                    self.environment, self._stop_environment
                 )
                 self.environment.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -248,6 +251,13 @@ class GatewayApp:
         # Mangum drives the app with asyncio.get_event_loop(): give the Lambda thread its own.
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
+        function = os.environ.get(Env.LOCAL_GATEWAY_FUNCTION.value)
+        if function:
+            # As API Gateway: invoke the function's alias, whose weights pick the version.
+            self.router = AliasRouter(function).start()
+            self.metrics = ApiMetrics(Settings().names, self.config.stage).start()
+            router = self.router
+            return lambda event, context: router.pick().handler(event, context)
         handler = self.load_handler()
         from serving.app import default_app
 
@@ -255,6 +265,14 @@ class GatewayApp:
         # flushed by age in the background as well as by size.
         default_app().state.inference_log.start()
         return handler
+
+    def _stop_environment(self) -> None:
+        if self.router is not None:
+            self.router.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.router is None:
+            _stop_default_environment()
 
     async def _handle(
         self, scope: Scope, receive: Callable[[], Awaitable[Message]]
@@ -282,9 +300,13 @@ class GatewayApp:
             resource=route.path,
             source_ip=str(client[0]),
         )
-        return await asyncio.get_running_loop().run_in_executor(
+        started = time.perf_counter()
+        answer = await asyncio.get_running_loop().run_in_executor(
             self.environment, self._invoke, event
         )
+        if self.metrics is not None:
+            self.metrics.record(answer[0], measured(started))
+        return answer
 
     def _match(
         self, scope: Scope, headers: dict[str, str]
@@ -391,7 +413,7 @@ def _load_serving_handler() -> LambdaHandler:
     return handler  # type: ignore[no-any-return]
 
 
-def _stop_environment() -> None:
+def _stop_default_environment() -> None:
     from serving.app import default_app
 
     default_app().state.inference_log.close()

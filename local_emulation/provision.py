@@ -34,10 +34,12 @@ from contracts.names import (
     BucketRole,
     Env,
     StageNames,
+    deployment_finished_pattern,
     model_package_state_pattern,
     raw_object_event_pattern,
 )
 from contracts.pointer import ProductionPointer
+from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
 from contracts.settings import Settings
 from infra.packaging import lambda_zip, training_source_tarball
 from local_emulation import rest_api
@@ -60,7 +62,12 @@ _ASSUME: Final = {
     "lambda": "lambda.amazonaws.com",
     "sagemaker": "sagemaker.amazonaws.com",
     "states": "states.amazonaws.com",
+    "codedeploy": "codedeploy.amazonaws.com",
+    "scheduler": "scheduler.amazonaws.com",
 }
+# Locally the serving versions write inference rows (and so the canary's disagreement metric)
+# at least this often: the stand-in for CodeDeploy evaluates alarms on compressed periods.
+LOCAL_SERVING_FLUSH_SECONDS: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -224,7 +231,78 @@ def serving_environment(deployment: Deployment, *, refresh_seconds: float = 5.0)
         Env.PRODUCTION_MODEL_PARAM.value: deployment.names.production_parameter,
         Env.MODEL_REFRESH_SECONDS.value: str(refresh_seconds),
         Env.API_STAGE.value: API_STAGE,
+        Env.INFERENCE_LOG_FLUSH_SECONDS.value: str(LOCAL_SERVING_FLUSH_SECONDS),
     }
+
+
+def _publish_base_version(lam: Any, function: str) -> None:
+    """The alias API Gateway invokes, on a version that follows the production pointer (no pin):
+    what a code deployment publishes; the rollout publishes pinned versions beside it."""
+    version = lam.publish_version(FunctionName=function, Description="code (follows production)")[
+        "Version"
+    ]
+    try:
+        lam.get_alias(FunctionName=function, Name=SERVING_ALIAS)
+    except lam.exceptions.ResourceNotFoundException:
+        lam.create_alias(FunctionName=function, Name=SERVING_ALIAS, FunctionVersion=version)
+
+
+def _rollout_resources(
+    names: StageNames, *, codedeploy_role: str, deploy_arn: str, events: Any
+) -> None:
+    """The CodeDeploy application and deployment group, their alarms, and the rule that brings
+    CodeDeploy's verdicts to the deploy function: what infra/serving.py declares."""
+    policy = rollout_policy(names.stage)
+    cloudwatch, codedeploy = client("cloudwatch"), client("codedeploy")
+    alarms = rollback_alarms(names, policy, API_STAGE)
+    for alarm in alarms:
+        statistic = (
+            {"ExtendedStatistic": alarm.statistic}
+            if alarm.statistic.startswith("p")
+            else {"Statistic": alarm.statistic}
+        )
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm.name,
+            AlarmDescription=alarm.description,
+            Namespace=alarm.namespace,
+            MetricName=alarm.metric,
+            Dimensions=alarm.dimension_list(),
+            Period=alarm.period_seconds,
+            EvaluationPeriods=1,
+            Threshold=alarm.threshold,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            **statistic,
+        )
+    if names.rollout_application not in codedeploy.list_applications()["applications"]:
+        codedeploy.create_application(
+            applicationName=names.rollout_application, computePlatform="Lambda"
+        )
+    groups = codedeploy.list_deployment_groups(applicationName=names.rollout_application)
+    if names.rollout_group not in groups["deploymentGroups"]:
+        codedeploy.create_deployment_group(
+            applicationName=names.rollout_application,
+            deploymentGroupName=names.rollout_group,
+            serviceRoleArn=codedeploy_role,
+            deploymentConfigName=policy.deployment_config,
+            deploymentStyle={
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL",
+            },
+            alarmConfiguration={"enabled": True, "alarms": [{"name": a.name} for a in alarms]},
+            autoRollbackConfiguration={
+                "enabled": True,
+                "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
+            },
+        )
+    events.put_rule(
+        Name=names.rollout_rule,
+        EventPattern=json.dumps(deployment_finished_pattern(names.rollout_application)),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=names.rollout_rule, Targets=[{"Id": "deploy-function", "Arn": deploy_arn}]
+    )
 
 
 def _function(
@@ -284,6 +362,7 @@ def provision(
     models: str = "linear,tree,lightgbm",
     hyperparameters: dict[str, str] | None = None,
     api_stand_in: str | None = None,
+    approval: str | None = None,
 ) -> Deployment:
     """Everything the pipeline needs, in the emulator the environment points at; the stage's
     names (default: FACET_STAGE, else dev) keep stages apart in one emulator, as in one account."""
@@ -294,11 +373,7 @@ def provision(
     names = deployment_names(account, region, stage)
     stage_names = names.names
     iam, s3, lam = client("iam"), client("s3"), client("lambda")
-    roles = {
-        "lambda": _role(iam, stage_names.role("lambda"), "lambda"),
-        "sagemaker": _role(iam, stage_names.role("sagemaker"), "sagemaker"),
-        "states": _role(iam, stage_names.role("states"), "states"),
-    }
+    roles = {service: _role(iam, stage_names.role(service), service) for service in _ASSUME}
     for bucket in (names.data_bucket, names.artifacts_bucket):
         _bucket(s3, bucket, region)
     s3.put_bucket_notification_configuration(
@@ -323,6 +398,16 @@ def provision(
         models=models,
         hyperparameters=hyperparameters or {},
     )
+    # With LocalStack as the backend, CloudWatch is LocalStack's while the stand-in for CodeDeploy
+    # reads moto's: there, production still moves at once (docs/local-emulation.md).
+    rollout = api_stand_in is None
+    if rollout:
+        environment |= {
+            Env.ROLLOUT_GROUP.value: stage_names.rollout_group,
+            Env.SHADOW_SCHEDULER_ROLE.value: roles["scheduler"],
+        }
+    if approval:
+        environment[Env.APPROVAL_MODE.value] = approval
     code = lambda_zip(PIPELINE_CODE_PACKAGES)
     substitutions: dict[str, str] = {}
     for placeholder, handler in STEP_FUNCTIONS.items():
@@ -346,6 +431,7 @@ def provision(
         timeout=29,
         memory=1024,
     )
+    _publish_base_version(lam, stage_names.serving_function)
     substitutions |= {
         AslSubstitution.TRAINING_IMAGE.value: LOCAL_TRAINING_IMAGE,
         AslSubstitution.TRAINING_ROLE_ARN.value: roles["sagemaker"],
@@ -404,6 +490,13 @@ def provision(
         Rule=stage_names.model_approval_rule,
         Targets=[{"Id": "deploy-function", "Arn": deploy_arn}],
     )
+    if rollout:
+        _rollout_resources(
+            stage_names,
+            codedeploy_role=roles["codedeploy"],
+            deploy_arn=deploy_arn,
+            events=registry_events,
+        )
     # The cloud's integration is the serving Lambda; on LocalStack, which cannot run it, an HTTP
     # stand-in running the same handler (`api_stand_in`, the local gateway's URL).
     rest_api.declare(

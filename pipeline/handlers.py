@@ -17,13 +17,15 @@ import pandas as pd
 
 from contracts.names import (
     DATASETS_PREFIX,
+    DEPLOYMENT_STATE_CHANGE,
     REFERENCE_DATASET_KEY,
     PackageMetadata,
     Zone,
 )
+from contracts.rollout import RolloutPolicy, rollout_policy
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from contracts.settings import Settings
-from pipeline import batches, datasets, lake, promotion
+from pipeline import batches, datasets, lake, promotion, rollout
 from pipeline import production as prod
 from pipeline import report as run_report
 from pipeline.drift import drift_report, summarize
@@ -252,6 +254,11 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
     emits the event that moves the pointer.
     """
     settings, sagemaker, ssm = _settings(), boto3.client("sagemaker"), boto3.client("ssm")
+    if settings.rollout_group and (
+        event.get("detail-type") in (promotion.STATE_CHANGE, DEPLOYMENT_STATE_CHANGE)
+        or event.get("rollout") == rollout.SHADOW_ENDED
+    ):
+        return _roll_out(event, context, settings)
     if event.get("detail-type") == promotion.STATE_CHANGE:
         pointer, outcome = promotion.on_state_change(
             event,
@@ -279,6 +286,19 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
         registry.set_status(sagemaker, record, registry.ApprovalStatus.REJECTED, reason)
         return Deployment(deployed=False, version=record.version, reason=reason).dump()
+    if settings.approval == "manual":
+        pending = registry.set_status(
+            sagemaker,
+            record,
+            registry.ApprovalStatus.PENDING,
+            f"Waiting for a person (stage {settings.stage} approves manually): {evaluation.reason}",
+        )
+        return Deployment(
+            deployed=False,
+            version=pending.version,
+            reason=f"version {pending.version} passed the gate and waits for approval "
+            f"(facet approve {pending.version}, or the registry console). {evaluation.reason}",
+        ).dump()
     approved = registry.set_status(
         sagemaker, record, registry.ApprovalStatus.APPROVED, evaluation.reason
     )
@@ -288,6 +308,69 @@ def deploy_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reason=f"version {approved.version} is approved and becomes production. "
         f"{evaluation.reason}",
     ).dump()
+
+
+def _roll_out(event: dict[str, Any], context: Any, settings: Settings) -> dict[str, Any]:
+    """The deploy function with a rollout group: approvals start a shadow or canary, CodeDeploy's
+    verdicts move production (pipeline.rollout); other state changes re-point as without one."""
+    clients = rollout.Clients(
+        sagemaker=boto3.client("sagemaker"),
+        ssm=boto3.client("ssm"),
+        lam=boto3.client("lambda"),
+        codedeploy=boto3.client("codedeploy"),
+        cloudwatch=boto3.client("cloudwatch"),
+        scheduler=boto3.client("scheduler"),
+    )
+    policy = rollout_policy(settings.stage)
+    if event.get("detail-type") == DEPLOYMENT_STATE_CHANGE:
+        outcome = rollout.finish(
+            event,
+            settings=settings,
+            policy=policy,
+            clients=clients,
+            deploy_function_arn=str(getattr(context, "invoked_function_arn", "")),
+        )
+    elif event.get("rollout") == rollout.SHADOW_ENDED:
+        outcome = rollout.end_shadow(event, settings=settings, policy=policy, clients=clients)
+    else:
+        outcome = _on_registry_change(event, context, settings, policy, clients)
+    log.info("rollout: %s", outcome.message)
+    return Deployment(deployed=False, version=outcome.version, reason=outcome.message).dump()
+
+
+def _on_registry_change(
+    event: dict[str, Any],
+    context: Any,
+    settings: Settings,
+    policy: RolloutPolicy,
+    clients: rollout.Clients,
+) -> rollout.Outcome:
+    detail = event.get("detail") or {}
+    changed = registry.describe(clients.sagemaker, str(detail.get("ModelPackageArn", "")))
+    pointer = registry.read_pointer(clients.ssm, settings.production_model_param)
+    if changed.status == registry.ApprovalStatus.APPROVED and not (
+        pointer.arn == changed.arn and changed.approved_at
+    ):
+        return rollout.start(
+            changed,
+            settings=settings,
+            policy=policy,
+            clients=clients,
+            deploy_function_arn=str(getattr(context, "invoked_function_arn", "")),
+        )
+    new, outcome = promotion.on_state_change(
+        event,
+        sagemaker=clients.sagemaker,
+        ssm=clients.ssm,
+        cloudwatch=clients.cloudwatch,
+        group=settings.model_package_group,
+        parameter=settings.production_model_param,
+        namespace=settings.names.metric_namespace,
+    )
+    if new.arn != pointer.arn and new.arn is not None:
+        # Production fell back (its package was rejected): serve the fallback at once.
+        rollout.serve_now(clients.lam, settings.names.serving_function, new)
+    return rollout.Outcome(new.version, outcome)
 
 
 def write_report(event: dict[str, Any], context: Any) -> dict[str, Any]:

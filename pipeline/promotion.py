@@ -59,9 +59,15 @@ def on_state_change(
     if changed.status == registry.ApprovalStatus.APPROVED:
         if pointer.arn == changed.arn and changed.approved_at:
             return pointer, f"v{changed.version} is production already"
-        stamped = registry.stamp_approval(sagemaker, changed)
-        new = pointer_to(stamped)
-        outcome = f"v{stamped.version} is production (approved)"
+        new = make_production(
+            changed,
+            sagemaker=sagemaker,
+            ssm=ssm,
+            cloudwatch=cloudwatch,
+            parameter=parameter,
+            namespace=namespace,
+        )
+        return new, f"v{changed.version} is production (approved)"
     elif pointer.arn == changed.arn:
         others = [r for r in registry.list_packages(sagemaker, group) if r.arn != changed.arn]
         fallback = registry.production(others)
@@ -71,6 +77,28 @@ def on_state_change(
         )
     else:
         return pointer, f"v{changed.version} is {changed.status}; production unchanged"
+    _write(ssm, cloudwatch, parameter, namespace, new)
+    return new, outcome
+
+
+def make_production(
+    record: registry.PackageRecord,
+    *,
+    sagemaker: Any,
+    ssm: Any,
+    cloudwatch: Any,
+    parameter: str,
+    namespace: str,
+) -> ProductionPointer:
+    """`record` is production from now on: stamped with the time, named by the pointer."""
+    new = pointer_to(registry.stamp_approval(sagemaker, record))
+    _write(ssm, cloudwatch, parameter, namespace, new)
+    return new
+
+
+def _write(
+    ssm: Any, cloudwatch: Any, parameter: str, namespace: str, new: ProductionPointer
+) -> None:
     write_pointer(ssm, parameter, new)
     if new.version is not None:
         cloudwatch.put_metric_data(
@@ -83,7 +111,6 @@ def on_state_change(
                 }
             ],
         )
-    return new, outcome
 
 
 def current(sagemaker: Any, ssm: Any, parameter: str) -> registry.PackageRecord | None:

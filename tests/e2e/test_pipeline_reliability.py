@@ -50,10 +50,9 @@ EMULATOR: list[EmbeddedEmulator] = []
 
 
 def settle() -> None:
-    """Let the registry's state-change events reach the deploy function (asynchronous)."""
-    seams = EMULATOR[0].seams
-    assert seams is not None
-    seams.deliveries.wait(timeout=60)
+    """Let the registry's state-change events reach the deploy function and the rollouts they
+    start finish (asynchronous)."""
+    EMULATOR[0].settle()
 
 
 def land(deployment: Deployment, name: str, frame: pd.DataFrame) -> str:

@@ -1,0 +1,277 @@
+"""Safe rollout on the embedded emulator, watched through real HTTP traffic.
+
+The deploy function (its real code, run by the emulator's Lambda) publishes pinned versions of the
+serving function and starts CodeDeploy deployments; the emulator's stand-in for CodeDeploy shifts
+the `live` alias and evaluates the same three alarms on what the local gateway and serving
+publish; the local gateway routes each request by the alias's weights. Requests flow the whole
+time, and every answer is kept.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+
+from contracts.names import Env, PackageMetadata, StageNames
+from contracts.rollout import SERVING_ALIAS, RolloutEnv, rollback_alarms, rollout_policy
+from contracts.schema import example_diamond
+from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
+from local_emulation.gateway import Gateway
+from local_emulation.provision import Deployment, provision, serving_environment
+from training import registry
+from training.artifact_store import pack, sha256
+from training.registry import read_pointer
+
+pytestmark = pytest.mark.slow
+STAGE = "rollout"
+NAMES = StageNames(STAGE)
+SPEEDUP = 60.0
+PERIOD = rollout_policy(STAGE).period_seconds / SPEEDUP
+
+
+@pytest.fixture(scope="module")
+def emulator(aws_emulator: EmbeddedEmulator) -> EmbeddedEmulator:
+    assert aws_emulator.seams is not None
+    aws_emulator.seams.codedeploy.speedup = SPEEDUP
+    return aws_emulator
+
+
+@pytest.fixture(scope="module")
+def deployment(emulator: EmbeddedEmulator) -> Deployment:
+    return provision(stage=STAGE, archive_only=True, poll_seconds=1)
+
+
+@pytest.fixture(scope="module")
+def gateway(deployment: Deployment) -> Iterator[Gateway]:
+    environment = (
+        aws_environment()
+        | serving_environment(deployment)
+        | {Env.LOCAL_GATEWAY_FUNCTION.value: NAMES.serving_function}
+    )
+    with Gateway(free_port(), workers=1, environment=environment) as running:
+        yield running
+
+
+def publish(
+    deployment: Deployment, model_dir: Path, *, recorded_sha: str | None = None
+) -> registry.PackageRecord:
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    tarball = pack(model_dir)
+    key = f"test-models/{uuid.uuid4().hex[:8]}/model.tar.gz"
+    s3.put_object(Bucket=deployment.artifacts_bucket, Key=key, Body=tarball)
+    return registry.register(
+        sagemaker,
+        deployment.model_package_group,
+        model_data_url=f"s3://{deployment.artifacts_bucket}/{key}",
+        image="local",
+        metadata={PackageMetadata.ARTIFACT_SHA256.value: recorded_sha or sha256(tarball)},
+        description=f"test model from {model_dir.name}",
+    )
+
+
+def approve(emulator: EmbeddedEmulator, record: registry.PackageRecord) -> registry.PackageRecord:
+    """Approve as the pipeline or a person does; the registry's event starts the rollout."""
+    registry.set_status(
+        boto3.client("sagemaker"), record, registry.ApprovalStatus.APPROVED, "test approval"
+    )
+    emulator.settle(timeout=120)
+    return registry.describe(boto3.client("sagemaker"), record.arn)
+
+
+def production() -> int | None:
+    return read_pointer(boto3.client("ssm"), NAMES.production_parameter).version
+
+
+def latest_deployment() -> dict[str, object]:
+    codedeploy = boto3.client("codedeploy")
+    ids = codedeploy.list_deployments(
+        applicationName=NAMES.rollout_application, deploymentGroupName=NAMES.rollout_group
+    )["deployments"]
+    infos = [codedeploy.get_deployment(deploymentId=i)["deploymentInfo"] for i in ids]
+    return max(infos, key=lambda info: info["createTime"])
+
+
+def alias() -> dict[str, object]:
+    return dict(
+        boto3.client("lambda").get_alias(FunctionName=NAMES.serving_function, Name=SERVING_ALIAS)
+    )
+
+
+def pinned_version_of(version: str) -> int:
+    configuration = boto3.client("lambda").get_function_configuration(
+        FunctionName=NAMES.serving_function, Qualifier=version
+    )
+    pin = json.loads(configuration["Environment"]["Variables"][RolloutEnv.MODEL_PIN.value])
+    return int(pin["version"])
+
+
+@dataclass
+class Traffic:
+    """Prices stones through the gateway from a thread until stopped; keeps every answer."""
+
+    gateway: Gateway
+    answers: list[tuple[float, int, int | None]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Traffic:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        stones = [
+            {**example_diamond(), "color": color, "carat": carat}
+            for color in "DEFGHIJ"
+            for carat in (0.3, 0.5, 0.7, 1.0, 1.5)
+        ]
+        connection = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=30)
+        while not self._stop.is_set():
+            body = json.dumps(random.choice(stones))
+            connection.request(
+                "POST",
+                f"/{self.gateway.stage}/v1/prices",
+                body,
+                {"Content-Type": "application/json"},
+            )
+            response = connection.getresponse()
+            answer = json.loads(response.read() or b"{}")
+            self.answers.append((time.monotonic(), response.status, answer.get("model_version")))
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=30)
+
+    def failed(self) -> list[tuple[float, int, int | None]]:
+        return [a for a in self.answers if a[1] != 200]
+
+
+def served_version(gateway: Gateway) -> int | None:
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    connection.request(
+        "POST",
+        f"/{gateway.stage}/v1/prices",
+        json.dumps(example_diamond()),
+        {"Content-Type": "application/json"},
+    )
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
+    return answer.get("model_version")
+
+
+@pytest.fixture(scope="module")
+def first(
+    emulator: EmbeddedEmulator, deployment: Deployment, gateway: Gateway, served_model_dir: Path
+) -> registry.PackageRecord:
+    """The first model: nothing to compare with, so it is production at once, and the gateway
+    serves it once it has followed the alias."""
+    record = approve(emulator, publish(deployment, served_model_dir))
+    assert production() == record.version
+    deadline = time.monotonic() + 30
+    while served_version(gateway) != record.version and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert served_version(gateway) == record.version
+    return record
+
+
+def test_a_canary_completes_and_the_alias_ends_on_the_new_version_with_no_failed_request(
+    emulator: EmbeddedEmulator,
+    deployment: Deployment,
+    gateway: Gateway,
+    first: registry.PackageRecord,
+    served_model_dir: Path,
+) -> None:
+    # GIVEN production, and traffic flowing through the gateway
+    with Traffic(gateway) as traffic:
+        time.sleep(1)
+        # WHEN an equally good model is approved
+        candidate = approve(emulator, publish(deployment, served_model_dir))
+        time.sleep(1)
+    # THEN CodeDeploy (the stand-in) shifted 10 %, then all, and production followed
+    info = latest_deployment()
+    timeline = "\n".join(info["deploymentStatusMessages"])  # type: ignore[arg-type]
+    assert info["status"] == "Succeeded", timeline
+    assert "10 % of live" in timeline and "100 % of live" in timeline
+    assert production() == candidate.version
+    live = alias()
+    assert pinned_version_of(str(live["FunctionVersion"])) == candidate.version
+    assert not (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    # AND no request failed, some were answered by the canary while it held 10 %, and the last
+    # ones by the new production
+    assert traffic.answers and not traffic.failed()
+    versions = [a[2] for a in traffic.answers]
+    assert first.version in versions and candidate.version in versions
+    assert versions[-1] == candidate.version
+    assert registry.describe(boto3.client("sagemaker"), candidate.arn).approved_at
+
+
+def test_a_candidate_whose_prices_disagree_is_rolled_back_within_an_evaluation_period(
+    emulator: EmbeddedEmulator,
+    deployment: Deployment,
+    gateway: Gateway,
+    first: registry.PackageRecord,
+    mislabelled_model_dir: Path,
+) -> None:
+    before = production()
+    live_before = alias()["FunctionVersion"]
+    with Traffic(gateway) as traffic:
+        time.sleep(1)
+        bad = approve(emulator, publish(deployment, mislabelled_model_dir))
+    info = latest_deployment()
+    timeline = info["deploymentStatusMessages"]
+    assert info["status"] == "Stopped", timeline
+    disagreement = rollback_alarms(NAMES, rollout_policy(STAGE), "prod")[2].name
+    assert disagreement in str(info["additionalDeploymentStatusInfo"])
+    # THEN production and the alias are as they were, the package says why it was rolled back
+    assert production() == before
+    assert alias()["FunctionVersion"] == live_before
+    assert bad.status == registry.ApprovalStatus.REJECTED
+    assert "Rolled back during rollout" in bad.description and disagreement in bad.description
+    # AND the rollback came at the first evaluation that saw the canary's prices
+    shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
+    assert rolled - shifted <= 2 * PERIOD + 0.5, timeline
+    assert not traffic.failed()
+
+
+def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged(
+    emulator: EmbeddedEmulator,
+    deployment: Deployment,
+    gateway: Gateway,
+    first: registry.PackageRecord,
+    served_model_dir: Path,
+) -> None:
+    before = production()
+    live_before = alias()["FunctionVersion"]
+    with Traffic(gateway) as traffic:
+        time.sleep(1)
+        # an artifact that does not match its recorded sha256: the canary cannot load it
+        broken = approve(emulator, publish(deployment, served_model_dir, recorded_sha="0" * 64))
+        time.sleep(1)
+    info = latest_deployment()
+    assert info["status"] == "Stopped", info["deploymentStatusMessages"]
+    errors_alarm = rollback_alarms(NAMES, rollout_policy(STAGE), "prod")[0].name
+    assert errors_alarm in str(info["additionalDeploymentStatusInfo"])
+    assert production() == before and alias()["FunctionVersion"] == live_before
+    assert broken.status == registry.ApprovalStatus.REJECTED
+    # the failures were the canary's share only, and ended with the rollback
+    failed = traffic.failed()
+    assert failed and {status for _, status, _ in failed} == {503}
+    assert len(failed) < 0.5 * len(traffic.answers)
+    assert traffic.answers[-1][1] == 200
+
+
+def _seconds(timeline: object, text: str) -> float:
+    line = next(line for line in timeline if text in line)  # type: ignore[attr-defined]
+    return float(line.split("s ", 1)[0].lstrip("+"))
