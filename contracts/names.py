@@ -212,6 +212,8 @@ class Env(StrEnum):
     ROLLOUT_GROUP = "FACET_ROLLOUT_GROUP"
     APPROVAL_MODE = "FACET_APPROVAL_MODE"
     SHADOW_SCHEDULER_ROLE = "FACET_SHADOW_SCHEDULER_ROLE"
+    SHADOW_SAMPLE = "FACET_SHADOW_SAMPLE"
+    SHADOW_MINUTES = "FACET_SHADOW_MINUTES"
     LOCAL_ROLLOUT_SPEEDUP = "FACET_LOCAL_ROLLOUT_SPEEDUP"
     # The local gateway invokes this function's `live` alias, version by version, as API
     # Gateway does; unset, it runs the serving handler of this checkout.

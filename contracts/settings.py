@@ -8,6 +8,7 @@ settings: boto3 reads `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` itself.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import names
 from contracts.names import Env
-from contracts.rollout import ComparisonRole, RolloutEnv, rollout_policy
+from contracts.rollout import ComparisonRole, RolloutEnv, RolloutPolicy, rollout_policy
 
 
 class GatePolicy(BaseSettings):
@@ -256,9 +257,39 @@ class Settings(BaseSettings):
         "fraction of the answered price.",
     )
 
+    shadow_sample: float | None = Field(
+        None,
+        validation_alias=Env.SHADOW_SAMPLE.value,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests the candidate also prices in shadow before its canary; "
+        "0: no shadow. Unset: the stage's (contracts.rollout).",
+    )
+    shadow_minutes: int | None = Field(
+        None,
+        validation_alias=Env.SHADOW_MINUTES.value,
+        ge=0,
+        description="How long the shadow lasts. Unset: the stage's (contracts.rollout).",
+    )
+
     @property
     def approval(self) -> str:
-        return self.approval_mode or rollout_policy(self.stage).approval
+        return self.rollout.approval
+
+    @property
+    def rollout(self) -> RolloutPolicy:
+        """The stage's rollout policy with what this environment overrides."""
+        policy = rollout_policy(self.stage)
+        return replace(
+            policy,
+            approval=self.approval_mode or policy.approval,  # type: ignore[arg-type]
+            shadow_sample=(
+                policy.shadow_sample if self.shadow_sample is None else self.shadow_sample
+            ),
+            shadow_minutes=(
+                policy.shadow_minutes if self.shadow_minutes is None else self.shadow_minutes
+            ),
+        )
 
     @model_validator(mode="after")
     def _stage_defaults(self) -> Settings:

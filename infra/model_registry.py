@@ -12,7 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from contracts.names import StageNames, model_package_state_pattern
+from contracts.names import StageNames, deployment_finished_pattern, model_package_state_pattern
 from infra import lifecycle
 from infra.dead_letters import DeadLetters
 
@@ -59,6 +59,27 @@ class ModelRegistry(Construct):
         )
         self.dead_letters.alarm_to(alarm_topic)
         self.approval_rule.add_target(
+            targets.LambdaFunction(
+                deploy_function,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+                dead_letter_queue=self.dead_letters.queue,
+            )
+        )
+        finished: dict[str, Any] = deployment_finished_pattern(names.rollout_application)
+        self.rollout_rule = events.Rule(
+            self,
+            "RolloutFinished",
+            rule_name=names.rollout_rule,
+            description="CodeDeploy finished shifting the serving alias to a model: production "
+            "follows it, or the package is rejected with the alarm that rolled it back.",
+            event_pattern=events.EventPattern(
+                source=finished["source"],
+                detail_type=finished["detail-type"],
+                detail=finished["detail"],
+            ),
+        )
+        self.rollout_rule.add_target(
             targets.LambdaFunction(
                 deploy_function,
                 retry_attempts=8,

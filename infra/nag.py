@@ -76,5 +76,33 @@ class StageArns:
         return service_arn("sagemaker", f"training-job/{self.names.training_job_prefix}-*")
 
     @property
+    def serving_function(self) -> ScopedArn:
+        return service_arn("lambda", f"function:{self.names.serving_function}")
+
+    @property
+    def serving_versions(self) -> ScopedArn:
+        """The serving function's versions and aliases (function:name:qualifier)."""
+        return service_arn("lambda", f"function:{self.names.serving_function}:*")
+
+    @property
+    def rollout_group(self) -> ScopedArn:
+        return service_arn(
+            "codedeploy",
+            f"deploymentgroup:{self.names.rollout_application}/{self.names.rollout_group}",
+        )
+
+    @property
+    def rollout_application(self) -> ScopedArn:
+        return service_arn("codedeploy", f"application:{self.names.rollout_application}")
+
+    @property
+    def deployment_configs(self) -> ScopedArn:
+        return service_arn("codedeploy", "deploymentconfig:*")
+
+    @property
+    def shadow_schedules(self) -> ScopedArn:
+        return service_arn("scheduler", f"schedule/default/{self.names.prefix}-shadow-ends-*")
+
+    @property
     def model_artifacts(self) -> ScopedArn:
         return bucket_objects(self.names, BucketRole.ARTIFACTS, TRAINING_OUTPUT_PREFIX)

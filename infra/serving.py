@@ -8,6 +8,8 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -35,6 +37,7 @@ from contracts.names import (
     StageNames,
     Zone,
 )
+from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
 from infra import lifecycle
 from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
@@ -161,16 +164,25 @@ class PriceApi(Construct):
             reason="Invoked only synchronously, by API Gateway: a failure is the caller's 5xx "
             "(alarmed: Api5xx, ServingErrors), never a dead-letter queue's message.",
         )
-        lake.key.grant_encrypt_decrypt(self.function)
-        target: lambda_.IFunction = self.function
-        if options.provisioned_concurrency:
-            target = lambda_.Alias(
-                self,
-                "Live",
-                alias_name="live",
-                version=self.function.current_version,
-                provisioned_concurrent_executions=options.provisioned_concurrency,
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": names.metric_namespace}},
             )
+        )
+        lake.key.grant_encrypt_decrypt(self.function)
+        # API Gateway invokes the alias; each promoted model is a version pinned to it, and
+        # CodeDeploy shifts the alias between versions (Rollout below, pipeline/rollout.py).
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=SERVING_ALIAS,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=options.provisioned_concurrency or None,
+        )
+        self.rollout = Rollout(self, "Rollout", names=names, alias=self.alias, api_stage=stage)
+        target: lambda_.IFunction = self.alias
 
         access_logs = logs.LogGroup(
             self,
@@ -281,6 +293,67 @@ class PriceApi(Construct):
                 "--include-value --api-key <this id>",
             )
         acknowledge_api(self)
+
+
+class Rollout(Construct):
+    """CodeDeploy shifts the `live` alias to a newly approved model's version with the stage's
+    canary configuration, and rolls back when any of the three alarms fires (contracts.rollout:
+    the API's 5xx share, its p99 latency, and the share of canary prices that disagree with
+    production's on the same requests)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: StageNames,
+        alias: lambda_.Alias,
+        api_stage: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        policy = rollout_policy(names.stage)
+        self.alarms = [
+            cloudwatch.Alarm(
+                self,
+                rule.name.removeprefix(f"{names.prefix}-").title().replace("-", ""),
+                alarm_name=rule.name,
+                alarm_description=rule.description,
+                metric=cloudwatch.Metric(
+                    namespace=rule.namespace,
+                    metric_name=rule.metric,
+                    dimensions_map=dict(rule.dimensions),
+                    statistic=rule.statistic,
+                    period=Duration.seconds(rule.period_seconds),
+                ),
+                threshold=rule.threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            for rule in rollback_alarms(names, policy, api_stage)
+        ]
+        self.application = codedeploy.LambdaApplication(
+            self, "Application", application_name=names.rollout_application
+        )
+        self.group = codedeploy.LambdaDeploymentGroup(
+            self,
+            "Group",
+            application=self.application,
+            deployment_group_name=names.rollout_group,
+            alias=alias,
+            deployment_config=codedeploy.LambdaDeploymentConfig.from_lambda_deployment_config_name(
+                self, "Config", policy.deployment_config
+            ),
+            alarms=self.alarms,
+            auto_rollback=codedeploy.AutoRollbackConfig(
+                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+            ),
+        )
+        Nag(self.group).acknowledge(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]",
+            reason="CodeDeploy's role for Lambda deployments: AWS's managed policy is the "
+            "documented one, and its 'Limited' variant can only shift aliases and invoke hooks.",
+        )
 
 
 def acknowledge_api(api: PriceApi) -> None:

@@ -45,6 +45,7 @@ from contracts.names import (
     raw_object_event_pattern,
 )
 from contracts.pointer import ProductionPointer
+from contracts.rollout import rollout_policy
 from infra import lifecycle
 from infra.assets import (
     ASL_PATH,
@@ -167,7 +168,12 @@ STEP_GRANTS = {
     ),
     "register_model": Grants(registry_read=True, registry_write=True),
     "deploy_model": Grants(
-        registry_read=True, registry_write=True, production_parameter=True, put_metrics=True
+        read=(Zone.INFERENCE.prefix(),),  # the shadow period's comparisons, for its report
+        write=(Zone.REPORTS.prefix(),),
+        registry_read=True,
+        registry_write=True,
+        production_parameter=True,
+        put_metrics=True,
     ),
     "write_report": Grants(read=(HOLDOUT,), write=(Zone.REPORTS.prefix(),), artifacts_read=True),
     "record_failure": Grants(
@@ -218,6 +224,7 @@ class TrainingPipeline(Construct):
             if images.pipeline
             else None
         )
+        rollout = rollout_policy(names.stage)
         environment = {
             Env.DATA_BUCKET.value: lake.bucket.bucket_name,
             Env.ARTIFACTS_BUCKET.value: lake.artifacts.bucket_name,
@@ -229,7 +236,23 @@ class TrainingPipeline(Construct):
             Env.TRAINING_SOURCE_S3_URI.value: self.source.s3_object_url,
             Env.LOG_LEVEL.value: "INFO",
             Env.SERVING_IMAGE.value: self.serving_image.uri,
+            Env.ROLLOUT_GROUP.value: names.rollout_group,
+            Env.APPROVAL_MODE.value: rollout.approval,
+            Env.SHADOW_SAMPLE.value: f"{rollout.shadow_sample:g}",
+            Env.SHADOW_MINUTES.value: str(rollout.shadow_minutes),
         }
+        self.shadow_scheduler = iam.Role(
+            self,
+            "ShadowScheduler",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="EventBridge Scheduler ends a shadow period by invoking the deploy "
+            "function (pipeline/rollout.py)",
+        )
+        deploy_arn = service_arn("lambda", f"function:{names.step_function('deploy_model')}")
+        self.shadow_scheduler.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[deploy_arn.value])
+        )
+        environment[Env.SHADOW_SCHEDULER_ROLE.value] = self.shadow_scheduler.role_arn
         self.dead_letters = DeadLetters(
             self,
             "DeadLetters",
@@ -437,6 +460,7 @@ class TrainingPipeline(Construct):
         self.lake.key.grant_encrypt_decrypt(function)
         acknowledge_common(nag, metrics=grants.put_metrics)
         if handler == "deploy_model":
+            self._grant_rollout(function, nag)
             function.configure_async_invoke(
                 retry_attempts=2,
                 on_failure=destinations.SqsDestination(self.dead_letters.queue),
@@ -449,6 +473,68 @@ class TrainingPipeline(Construct):
                 "dead-letter queue, which only asynchronous invocations use.",
             )
         return function
+
+    def _grant_rollout(self, function: lambda_.Function, nag: Nag) -> None:
+        """The deploy function publishes pinned serving versions, starts CodeDeploy deployments
+        of the `live` alias and schedules the end of a shadow period (pipeline/rollout.py)."""
+        arns = self.arns
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "lambda:GetFunctionConfiguration",
+                    "lambda:UpdateFunctionConfiguration",
+                    "lambda:PublishVersion",
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                ],
+                resources=[arns.serving_function.value, arns.serving_versions.value],
+            )
+        )
+        nag.wildcard(
+            arns.serving_versions,
+            "Each rollout publishes a new version of the serving function (function:name:N) "
+            "and moves its alias; the grant covers that one function's qualifiers.",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "codedeploy:CreateDeployment",
+                    "codedeploy:GetDeployment",
+                    "codedeploy:ListDeployments",
+                    "codedeploy:GetDeploymentGroup",
+                    "codedeploy:RegisterApplicationRevision",
+                    "codedeploy:GetApplicationRevision",
+                    "codedeploy:GetDeploymentConfig",
+                ],
+                resources=[
+                    arns.rollout_group.value,
+                    arns.rollout_application.value,
+                    arns.deployment_configs.value,
+                ],
+            )
+        )
+        nag.wildcard(
+            arns.deployment_configs,
+            "CreateDeployment names a deployment configuration (the predefined "
+            "CodeDeployDefault.Lambda* ones); configurations have no narrower ARN.",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule"], resources=[arns.shadow_schedules.value]
+            )
+        )
+        nag.wildcard(
+            arns.shadow_schedules,
+            "One one-time schedule per candidate (…-shadow-ends-v<version>), deleted after "
+            "it runs; the grant covers the stage's shadow schedules only.",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.shadow_scheduler.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
 
     def _training_role(self) -> iam.Role:
         role = iam.Role(

@@ -22,7 +22,7 @@ from contracts.names import (
     PackageMetadata,
     Zone,
 )
-from contracts.rollout import RolloutPolicy, rollout_policy
+from contracts.rollout import RolloutPolicy
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from contracts.settings import Settings
 from pipeline import batches, datasets, lake, promotion, rollout
@@ -321,7 +321,7 @@ def _roll_out(event: dict[str, Any], context: Any, settings: Settings) -> dict[s
         cloudwatch=boto3.client("cloudwatch"),
         scheduler=boto3.client("scheduler"),
     )
-    policy = rollout_policy(settings.stage)
+    policy = settings.rollout
     if event.get("detail-type") == DEPLOYMENT_STATE_CHANGE:
         outcome = rollout.finish(
             event,

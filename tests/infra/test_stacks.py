@@ -18,6 +18,7 @@ from contracts.names import (
     Env,
     StageNames,
 )
+from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
 from contracts.settings import GatePolicy, VerdictPolicy
 from infra.stages import PROFILES
 from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
@@ -367,12 +368,60 @@ def test_iam_s3_object_grants_are_scoped_to_zone_prefixes(synthesized: Synthesiz
                 ), (where, text)
 
 
-def test_training_role_can_only_be_passed_to_sagemaker(synthesized: Synthesized) -> None:
+def test_each_role_can_only_be_passed_to_the_service_it_is_for(synthesized: Synthesized) -> None:
     passes = [s for _, s in _statements(synthesized) if s["Action"] == "iam:PassRole"]
-    assert passes and all(
-        s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-        for s in passes
+    service_of = {"TrainingRole": "sagemaker", "ShadowScheduler": "scheduler"}
+    seen = set()
+    for statement in passes:
+        role = statement["Resource"]["Fn::GetAtt"][0]
+        (kind,) = [k for k in service_of if k in role]
+        seen.add(kind)
+        assert statement["Condition"] == {
+            "StringEquals": {"iam:PassedToService": f"{service_of[kind]}.amazonaws.com"}
+        }
+    assert seen == set(service_of)
+
+
+def test_the_api_invokes_the_live_alias_which_codedeploy_shifts_under_three_alarms(
+    synthesized: Synthesized,
+) -> None:
+    serving = synthesized.raw("FacetServing")["Resources"]
+    (alias_id, alias) = next(
+        (k, v) for k, v in serving.items() if v["Type"] == "AWS::Lambda::Alias"
     )
+    assert alias["Properties"]["Name"] == SERVING_ALIAS
+    # CloudFormation hands alias updates (a code deployment) to the same deployment group
+    hook = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    (group_id, group) = next(
+        (k, v) for k, v in serving.items() if v["Type"] == "AWS::CodeDeploy::DeploymentGroup"
+    )
+    assert hook["DeploymentGroupName"] == {"Ref": group_id}
+    properties = group["Properties"]
+    assert properties["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert properties["DeploymentGroupName"] == StageNames().rollout_group
+    assert set(properties["AutoRollbackConfiguration"]["Events"]) == {
+        "DEPLOYMENT_FAILURE",
+        "DEPLOYMENT_STOP_ON_ALARM",
+        "DEPLOYMENT_STOP_ON_REQUEST",
+    }
+    alarm_refs = [a["Name"]["Ref"] for a in properties["AlarmConfiguration"]["Alarms"]]
+    rules = {r.name: r for r in rollback_alarms(StageNames(), rollout_policy("dev"), "prod")}
+    declared = {
+        serving[ref]["Properties"]["AlarmName"]: serving[ref]["Properties"] for ref in alarm_refs
+    }
+    assert set(declared) == set(rules)
+    for name, alarm in declared.items():
+        rule = rules[name]
+        assert (alarm["Namespace"], alarm["MetricName"]) == (rule.namespace, rule.metric)
+        assert {(d["Name"], d["Value"]) for d in alarm["Dimensions"]} == set(rule.dimensions)
+        assert alarm.get("Statistic", alarm.get("ExtendedStatistic")) == rule.statistic
+        assert alarm["Threshold"] == rule.threshold and alarm["EvaluationPeriods"] == 1
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # every API method integrates with the alias, never with the unqualified function
+    methods = [v for v in serving.values() if v["Type"] == "AWS::ApiGateway::Method"]
+    uris = [json.dumps(m["Properties"]["Integration"].get("Uri", "")) for m in methods]
+    proxied = [u for u in uris if "lambda" in u]
+    assert proxied and all(alias_id in u for u in proxied)
 
 
 def test_registry_group_and_approval_rule_deploys(synthesized: Synthesized) -> None:

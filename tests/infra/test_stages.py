@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from contracts.names import Env, StageNames
+from contracts.rollout import rollback_alarms, rollout_policy
 from infra.stages import PROFILES
 from tests.infra.conftest import Synthesized, synthesize
 from tests.infra.test_stacks import expected_policies, resources, stateful_policies
@@ -46,8 +48,8 @@ def physical_names(synthesized: Synthesized) -> set[str]:
     names = {stack.stack_name for stack in synthesized.stacks.values()}
     for stack in synthesized.stacks:
         for resource in synthesized.raw(stack)["Resources"].values():
-            if resource["Type"] == "AWS::ApiGateway::Model":
-                continue  # a model's name is local to its API
+            if resource["Type"] in ("AWS::ApiGateway::Model", "AWS::Lambda::Alias"):
+                continue  # a model's name is local to its API, an alias's to its function
             properties = resource.get("Properties", {})
             for key in NAME_PROPERTIES:
                 value = properties.get(key)
@@ -104,6 +106,26 @@ def test_each_stage_carries_its_declared_policies(
     }
     assert thresholds["The price API return"] == profile.api_5xx_alarm
     assert any(v == profile.api_latency_alarm_ms for v in thresholds.values())
+    # the rollout: approval and shadow for the deploy function, canary and alarms for CodeDeploy
+    policy, names = rollout_policy(stage), StageNames(stage)
+    (deploy,) = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function").values()
+        if f["Properties"].get("FunctionName") == names.step_function("deploy_model")
+    ]
+    assert deploy[Env.APPROVAL_MODE.value] == policy.approval
+    assert float(deploy[Env.SHADOW_SAMPLE.value]) == policy.shadow_sample
+    assert int(deploy[Env.SHADOW_MINUTES.value]) == policy.shadow_minutes
+    assert deploy[Env.ROLLOUT_GROUP.value] == names.rollout_group
+    (group,) = resources(synthesized, "FacetServing", "AWS::CodeDeploy::DeploymentGroup").values()
+    assert group["Properties"]["DeploymentConfigName"] == policy.deployment_config
+    rollout_alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]["Threshold"]
+        for a in resources(synthesized, "FacetServing", "AWS::CloudWatch::Alarm").values()
+    }
+    assert rollout_alarms == {
+        rule.name: rule.threshold for rule in rollback_alarms(names, policy, "prod")
+    }
 
 
 def test_templates_of_every_stage_exist(stages: dict[str, Synthesized]) -> None:
