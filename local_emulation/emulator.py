@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -110,8 +111,23 @@ class EventDeliveries:
         self._threads: list[threading.Thread] = []
         self.failures: list[str] = []
 
-    def deliver(self, function_arn: str, event: dict[str, Any]) -> None:
+    def deliver(
+        self,
+        function_arn: str,
+        event: dict[str, Any],
+        *,
+        after: float = 0.0,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         def run() -> None:
+            time.sleep(after)  # a schedule's delivery is due later; it counts as under way
+            try:
+                attempt_all()
+            finally:
+                if then is not None:
+                    then()
+
+        def attempt_all() -> None:
             client = boto3.client("lambda", config=CLIENT_CONFIG)
             for attempt in range(1, self.attempts + 1):
                 try:
@@ -345,15 +361,16 @@ def install_seams(work_dir: Path) -> Seams:
             delay = max(0.0, (at - dt.datetime.now(dt.UTC)).total_seconds()) / codedeploy.speedup
             backend, name = self, str(kwargs["name"])
 
-            def fire() -> None:
-                deliveries.deliver(target["Arn"], json.loads(target.get("Input") or "{}"))
-                if kwargs.get("action_after_completion") == "DELETE":
-                    with contextlib.suppress(Exception):
-                        backend.delete_schedule(kwargs.get("group_name"), name)
+            def delete() -> None:  # ActionAfterCompletion DELETE: gone once it has run
+                with contextlib.suppress(Exception):
+                    backend.delete_schedule(kwargs.get("group_name"), name)
 
-            timer = threading.Timer(delay, fire)
-            timer.daemon = True
-            timer.start()
+            deliveries.deliver(
+                target["Arn"],
+                json.loads(target.get("Input") or "{}"),
+                after=delay,
+                then=delete if kwargs.get("action_after_completion") == "DELETE" else None,
+            )
         return schedule
 
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]

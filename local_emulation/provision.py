@@ -363,6 +363,7 @@ def provision(
     hyperparameters: dict[str, str] | None = None,
     api_stand_in: str | None = None,
     approval: str | None = None,
+    shadow: tuple[float, int] | None = None,
 ) -> Deployment:
     """Everything the pipeline needs, in the emulator the environment points at; the stage's
     names (default: FACET_STAGE, else dev) keep stages apart in one emulator, as in one account."""
@@ -408,6 +409,9 @@ def provision(
         }
     if approval:
         environment[Env.APPROVAL_MODE.value] = approval
+    if shadow is not None:
+        environment[Env.SHADOW_SAMPLE.value] = f"{shadow[0]:g}"
+        environment[Env.SHADOW_MINUTES.value] = str(shadow[1])
     code = lambda_zip(PIPELINE_CODE_PACKAGES)
     substitutions: dict[str, str] = {}
     for placeholder, handler in STEP_FUNCTIONS.items():

@@ -320,6 +320,7 @@ def _roll_out(event: dict[str, Any], context: Any, settings: Settings) -> dict[s
         codedeploy=boto3.client("codedeploy"),
         cloudwatch=boto3.client("cloudwatch"),
         scheduler=boto3.client("scheduler"),
+        s3=boto3.client("s3"),
     )
     policy = settings.rollout
     if event.get("detail-type") == DEPLOYMENT_STATE_CHANGE:

@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pandas as pd
+
+from contracts.names import Zone
 from contracts.pointer import ProductionPointer
 from contracts.rollout import (
     DEPLOYMENT_CONFIGS,
@@ -37,6 +40,7 @@ from contracts.rollout import (
     target_of,
 )
 from contracts.settings import Settings
+from pipeline import lake
 from pipeline.promotion import make_production
 from training import registry
 from training.registry import pointer_to, read_pointer
@@ -55,6 +59,7 @@ class Clients:
     codedeploy: Any
     cloudwatch: Any
     scheduler: Any = None
+    s3: Any = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +301,12 @@ def _start_shadow(
             "Arn": deploy_function_arn,
             "RoleArn": settings.shadow_scheduler_role,
             "Input": json.dumps(
-                {"rollout": SHADOW_ENDED, "package": record.arn, "shadow_version": shadow}
+                {
+                    "rollout": SHADOW_ENDED,
+                    "package": record.arn,
+                    "shadow_version": shadow,
+                    "started": dt.datetime.now(dt.UTC).isoformat(),
+                }
             ),
         },
     )
@@ -310,12 +320,122 @@ def _start_shadow(
 def end_shadow(
     event: dict[str, Any], *, settings: Settings, policy: RolloutPolicy, clients: Clients
 ) -> Outcome:
-    """The shadow period is over: start the canary (unless the candidate is no longer approved)."""
+    """The shadow period is over: report how the candidate's prices compared with production's,
+    then start the canary (unless the candidate is no longer approved)."""
     record = registry.describe(clients.sagemaker, str(event["package"]))
+    summary = ""
+    if clients.s3 is not None:
+        report = shadow_report(
+            clients.s3,
+            settings.data_bucket,
+            candidate=record.version,
+            since=dt.datetime.fromisoformat(str(event["started"])),
+            disagreement=policy.disagreement,
+        )
+        key = f"{Zone.REPORTS.prefix()}rollouts/v{record.version}-shadow"
+        lake.write_json(clients.s3, settings.data_bucket, f"{key}.json", report)
+        clients.s3.put_object(
+            Bucket=settings.data_bucket,
+            Key=f"{key}.md",
+            Body=shadow_markdown(report).encode(),
+            ContentType="text/markdown",
+        )
+        summary = (
+            f" Shadow: {report['compared']} stones compared, "
+            f"{report['disagreeing_share']:.1%} disagree (s3://{settings.data_bucket}/{key}.md)."
+        )
     if record.status != registry.ApprovalStatus.APPROVED:
-        return Outcome(record.version, f"v{record.version} is {record.status}: no canary")
+        return Outcome(record.version, f"v{record.version} is {record.status}: no canary.{summary}")
     production = read_pointer(clients.ssm, settings.production_model_param)
-    return _start_canary(record, production, settings, policy, clients, returning=False)
+    started = _start_canary(record, production, settings, policy, clients, returning=False)
+    return Outcome(started.version, started.message + summary)
+
+
+# A shadow report reads at most this many inference objects (newest first): bounded work.
+SHADOW_REPORT_MAX_OBJECTS: Final = 2000
+
+
+def shadow_report(
+    s3: Any, bucket: str, *, candidate: int, since: dt.datetime, disagreement: float
+) -> dict[str, Any]:
+    """How often and where (by decile of production's price) the candidate disagreed in shadow."""
+    day = since.astimezone(dt.UTC).date()
+    keys = [
+        key
+        for key in lake.list_keys(s3, bucket, Zone.INFERENCE.prefix())
+        if _day_of(key) is not None and _day_of(key) >= day  # type: ignore[operator]
+    ]
+    frames = []
+    for key in sorted(keys)[-SHADOW_REPORT_MAX_OBJECTS:]:
+        frame = lake.read_csv(s3, bucket, key)
+        if "compared_role" not in frame:
+            continue
+        frames.append(
+            frame[
+                (frame["compared_role"] == ComparisonRole.SHADOW.value)
+                & (pd.to_numeric(frame["compared_version"], errors="coerce") == candidate)
+            ]
+        )
+    rows = pd.concat(frames) if frames else pd.DataFrame()
+    report: dict[str, Any] = {
+        "candidate": candidate,
+        "since": since.isoformat(),
+        "disagreement": disagreement,
+        "compared": len(rows),
+        "disagreeing_share": 0.0,
+        "deciles": [],
+    }
+    if rows.empty:
+        return report
+    production = pd.to_numeric(rows["price"], errors="coerce")
+    gap = pd.to_numeric(rows["price_gap"], errors="coerce")
+    disagrees = gap.abs() > disagreement
+    report["disagreeing_share"] = float(disagrees.mean())
+    decile = pd.qcut(production.rank(method="first"), 10, labels=False) if len(rows) >= 10 else 0
+    grouped = pd.DataFrame({"price": production, "gap": gap, "disagrees": disagrees}).groupby(
+        decile
+    )
+    report["deciles"] = [
+        {
+            "decile": int(number) + 1,
+            "stones": len(group),
+            "price_from": round(float(group["price"].min()), 2),
+            "price_to": round(float(group["price"].max()), 2),
+            "disagreeing_share": round(float(group["disagrees"].mean()), 4),
+            "median_gap": round(float(group["gap"].median()), 4),
+        }
+        for number, group in grouped
+    ]
+    return report
+
+
+def _day_of(key: str) -> dt.date | None:
+    for part in key.split("/"):
+        if part.startswith("date="):
+            try:
+                return dt.date.fromisoformat(part.removeprefix("date="))
+            except ValueError:
+                return None
+    return None
+
+
+def shadow_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Shadow of v{report['candidate']} beside production",
+        "",
+        f"Since {report['since']}: {report['compared']} stones priced by both models; "
+        f"{report['disagreeing_share']:.1%} differ by more than "
+        f"{report['disagreement']:.0%}.",
+        "",
+        "| decile of production's price | stones | price (USD) | disagree | median gap |",
+        "|---|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {d['decile']} | {d['stones']} | {d['price_from']:,.0f}–{d['price_to']:,.0f} | "
+        f"{d['disagreeing_share']:.1%} | {d['median_gap']:+.1%} |"
+        for d in report["deciles"]
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _make_production(record: registry.PackageRecord, settings: Settings, clients: Clients) -> None:

@@ -28,6 +28,7 @@ from contracts.schema import example_diamond
 from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import Deployment, provision, serving_environment
+from pipeline import lake
 from training import registry
 from training.artifact_store import pack, sha256
 from training.registry import read_pointer
@@ -275,3 +276,66 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
 def _seconds(timeline: object, text: str) -> float:
     line = next(line for line in timeline if text in line)  # type: ignore[attr-defined]
     return float(line.split("s ", 1)[0].lstrip("+"))
+
+
+SHADOW_STAGE = "shadow"
+SHADOW_NAMES = StageNames(SHADOW_STAGE)
+
+
+def test_a_shadow_logs_both_prices_for_its_sample_then_hands_over_to_the_canary(
+    emulator: EmbeddedEmulator, served_model_dir: Path, mislabelled_model_dir: Path
+) -> None:
+    # GIVEN a stage whose candidates spend 3 minutes (3 s here) in shadow on half the requests
+    shadowed = provision(stage=SHADOW_STAGE, archive_only=True, shadow=(0.5, 3))
+    environment = (
+        aws_environment()
+        | serving_environment(shadowed)
+        | {
+            Env.LOCAL_GATEWAY_FUNCTION.value: SHADOW_NAMES.serving_function,
+            Env.STAGE.value: SHADOW_STAGE,
+        }
+    )
+    with Gateway(free_port(), workers=1, environment=environment) as gateway:
+        current = approve(emulator, publish(shadowed, served_model_dir))
+        deadline = time.monotonic() + 30
+        while served_version(gateway) != current.version and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with Traffic(gateway) as traffic:
+            time.sleep(0.5)
+            candidate = publish(shadowed, mislabelled_model_dir)
+            registry.set_status(
+                boto3.client("sagemaker"), candidate, registry.ApprovalStatus.APPROVED, "test"
+            )
+            time.sleep(2)
+            # WHILE in shadow, production answers every request
+            in_shadow = list(traffic.answers)
+            emulator.settle(timeout=120)
+    assert not traffic.failed()
+    # THEN production answered throughout the shadow, and the candidate never did before its canary
+    assert {version for _, _, version in in_shadow} == {current.version}
+    # AND the inference log holds both prices for the sampled half, with their gap
+    s3 = boto3.client("s3")
+    rows = []
+    for key in lake.list_keys(s3, shadowed.data_bucket, "inference/"):
+        frame = lake.read_csv(s3, shadowed.data_bucket, key)
+        rows += frame.to_dict("records")
+    shadowed_rows = [r for r in rows if r.get("compared_role") == "shadow"]
+    began = min(r["logged_at"] for r in shadowed_rows)
+    canary = min(r["logged_at"] for r in rows if r["model_version"] == candidate.version)
+    during = [r for r in rows if began <= r["logged_at"] < canary]
+    # every answer of the shadow period came from production; about half were compared
+    assert {r["model_version"] for r in during} == {current.version}
+    share = sum(r.get("compared_role") == "shadow" for r in during) / len(during)
+    assert len(during) > 50 and 0.35 < share < 0.65, (share, len(during))
+    assert {int(r["compared_version"]) for r in shadowed_rows} == {candidate.version}
+    # AND the shadow's report says where they disagree, by decile of production's price
+    key = f"reports/rollouts/v{candidate.version}-shadow.json"
+    report = json.loads(s3.get_object(Bucket=shadowed.data_bucket, Key=key)["Body"].read())
+    assert report["compared"] > 0 and len(report["deciles"]) == 10
+    assert report["disagreeing_share"] > 0.3  # the mislabelled colours
+    # AND then the canary ran (and, for this model, rolled back)
+    rejected = registry.describe(boto3.client("sagemaker"), candidate.arn)
+    assert rejected.status == registry.ApprovalStatus.REJECTED, rejected.description
+    assert read_pointer(boto3.client("ssm"), SHADOW_NAMES.production_parameter).version == (
+        current.version
+    )
