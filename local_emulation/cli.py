@@ -23,7 +23,8 @@ import typer
 from contracts.api import API_KEY_HEADER
 from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env
 from contracts.schema import example_diamond
-from local_emulation import failpoints, localstack, rehearsal, rest_api
+from contracts.settings import Settings
+from local_emulation import failpoints, localstack, rehearsal, rest_api, rollout_view
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import client, serving_environment
@@ -156,8 +157,8 @@ def _approve_on_screen(session: Session, results: list[ExecutionResult]) -> None
             "Approved: the demo's operator accepted the market shift",
             keep_reason=True,
         )
-        _follow(session, approved)
-        typer.echo(f"  => v{version} is production")
+        if _follow(session, approved):
+            typer.echo(f"  => v{version} is production")
 
 
 def print_models(session: Session) -> None:
@@ -207,6 +208,8 @@ def start_gateway(
     cors_origins: list[str] | None = None,
 ) -> Gateway:
     environment = dict(os.environ) | serving_environment(session.deployment)
+    # As API Gateway: invoke the serving function's alias, version by version (its weights).
+    environment[Env.LOCAL_GATEWAY_FUNCTION.value] = session.deployment.names.serving_function
     if cors_origins:
         environment[Env.CORS_ALLOWED_ORIGINS.value] = ",".join(cors_origins)
     return Gateway(port, workers=workers, api_key=api_key, environment=environment).start()
@@ -407,6 +410,8 @@ def demo(
             with start_gateway(session, api_port, workers=2, api_key=api_key) as gateway:
                 if use_localstack:
                     show_localstack_api(session, gateway, use_localstack)
+                else:
+                    _bad_candidate_rolls_back(session, gateway)
                 show_api(gateway)
                 typer.echo(f"\ndemo took {time.monotonic() - started:.1f} s")
                 if keep_running:
@@ -448,6 +453,39 @@ def demo(
     finally:
         if started_localstack is not None:
             started_localstack.stop()
+
+
+def _bad_candidate_rolls_back(session: Session, gateway: Gateway) -> None:
+    """The demo's last act: a model that passes the gate on paper, approved while the web app
+    prices stones; its canary's prices disagree with production's and CodeDeploy (the
+    emulator's stand-in) rolls it back by itself."""
+    names = session.deployment.names
+    speedup = Settings().local_rollout_speedup
+    typer.echo(
+        "\nA bad candidate: a model trained on a mislabelled slice (D–G colour prices +60 %), "
+        f"approved while traffic flows (canary intervals and alarm periods {speedup:g}x faster "
+        "here):"
+    )
+    bad = rollout_view.register_mislabelled(
+        names, session.deployment.artifacts_bucket, Path("build/models"), typer.echo
+    )
+    headers = {API_KEY_HEADER: gateway.api_key} if gateway.api_key else {}
+    with rollout_view.BackgroundTraffic(gateway.port, gateway.stage, headers) as traffic:
+        time.sleep(1)
+        registry.set_status(
+            client("sagemaker"), bad, registry.ApprovalStatus.APPROVED, "demo: approved"
+        )
+        typer.echo(f"  v{bad.version} approved (facet approve {bad.version})")
+        _follow(session, bad)
+    typer.echo(f"  {traffic.summary()}; production is unchanged.")
+
+
+@app.command()
+def rollout() -> None:
+    """The serving alias: its versions and weights, the rollback alarms, recent rollouts."""
+    _guard(
+        lambda: _with_session(lambda session: rollout_view.print_rollout(session.deployment.names))
+    )
 
 
 @app.command()
@@ -562,20 +600,17 @@ def _announce(session: Session, record: registry.PackageRecord) -> None:
         _fail(f"the deploy function failed: {response['Payload'].read().decode()}")
 
 
-def _follow(session: Session, record: registry.PackageRecord, timeout: float = 60) -> None:
-    """Wait until the production pointer names `record`: the registry's state-change event
-    reaches the deploy function asynchronously, as EventBridge delivers it in AWS."""
-    ssm = client("ssm")
-    parameter = session.deployment.names.production_parameter
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if registry.read_pointer(ssm, parameter).arn == record.arn:
-            return
-        time.sleep(0.3)
-    _fail(
-        f"v{record.version} is approved, but the production pointer did not follow within "
-        f"{timeout:.0f} s: is the deploy function failing? (facet models shows the registry)"
-    )
+def _follow(session: Session, record: registry.PackageRecord, timeout: float = 90) -> bool:
+    """Wait for an approval's outcome: the registry's state-change event reaches the deploy
+    function asynchronously, as EventBridge delivers it in AWS, and a rollout (canary) follows.
+    True: `record` is production; False: its rollout was rolled back."""
+    outcome = rollout_view.follow(session.deployment.names, record, timeout)
+    if outcome is None:
+        _fail(
+            f"v{record.version} is approved, but production did not follow within "
+            f"{timeout:.0f} s: is the deploy function failing? (facet models, facet rollout)"
+        )
+    return bool(outcome)
 
 
 def _records(session: Session) -> list[registry.PackageRecord]:
@@ -648,8 +683,8 @@ def approve(
             f"Approved: {reason}",
             keep_reason=True,
         )
-        _follow(session, approved)
-        typer.echo(f"v{version} approved and is production (the API follows within 5 s).")
+        if _follow(session, approved):
+            typer.echo(f"v{version} approved and is production.")
         print_models(session)
 
     _guard(lambda: _with_session(run))
