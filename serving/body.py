@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 from contracts.api import CSV, JSON, MULTIPART
 from contracts.schema import FEATURE_NAMES, NUMERIC_FEATURES, Diamond
@@ -84,7 +85,13 @@ async def stones_from(
     elif kind == CSV:
         records = csv_records(await request.body(), headerless_csv)
     elif kind == MULTIPART:
-        form = await request.form(max_files=1, max_fields=10)
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except HTTPException as error:  # Starlette's 400 for a form it will not read
+            raise InvalidRowsError(
+                f"The form cannot be read: {error.detail}. Send one field, 'file', with the CSV.",
+                [{"field": "body", "message": str(error.detail)}],
+            ) from None
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise InvalidRowsError(

@@ -145,6 +145,16 @@ def test_multipart_without_a_file_is_a_422_naming_the_field(client: TestClient) 
     assert documented_error(response, 422)["details"][0]["field"] == "file"
 
 
+def test_a_form_with_more_fields_than_read_is_a_422_not_an_undocumented_400(
+    client: TestClient,
+) -> None:
+    """Found by schemathesis: Starlette refuses an 11-field form with its own 400."""
+    fields = {f"field{i}": "x" for i in range(11)}
+    response = client.post("/v1/prices/batch", data=fields, files={"file": ("a.csv", b"")})
+    body = documented_error(response, 422)
+    assert body["details"][0]["field"] == "body" and "Too many fields" in body["message"]
+
+
 def test_a_csv_field_longer_than_the_csv_modules_limit_is_a_422(client: TestClient) -> None:
     csv_text = ",".join(example_diamond()) + '\n"' + "x" * 200_000 + '",' + "1," * 8 + "1\n"
     response = client.post(
