@@ -108,25 +108,24 @@ def follow(names: StageNames, record: registry.PackageRecord, timeout: float = 9
     was rolled back (the package rejected); None if neither happened in time. Prints the
     timeline of the rollout that decided it."""
     ssm, sagemaker = client("ssm"), client("sagemaker")
-    seen = {d["deploymentId"] for d in deployments(names)}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if registry.read_pointer(ssm, names.production_parameter).arn == record.arn:
-            _timeline(names, seen)
+            _timeline(names, record.version)
             return True
         now = registry.describe(sagemaker, record.arn)
         if now.status == registry.ApprovalStatus.REJECTED:
-            _timeline(names, seen)
+            _timeline(names, record.version)
             typer.echo(f"  => v{record.version} rolled back: {now.description}")
             return False
         time.sleep(0.3)
     return None
 
 
-def _timeline(names: StageNames, seen: set[str]) -> None:
-    for info in deployments(names):
-        if info["deploymentId"] in seen:
-            continue
+def _timeline(names: StageNames, version: int) -> None:
+    """The newest rollout of `version` (the deploy function describes each as "model vN")."""
+    mine = [d for d in deployments(names) if d.get("description") == f"model v{version}"]
+    for info in mine[-1:]:
         typer.echo(f"  rollout {info['deploymentId']} ({info['status']}):")
         for line in info.get("deploymentStatusMessages") or []:
             typer.echo(f"    {line}")
@@ -198,7 +197,7 @@ def register_mislabelled(
     trained = train_and_evaluate(training, holdout, parse_hyperparameters({"models": "lightgbm"}))
     directory = work / f"mislabelled-{uuid.uuid4().hex[:6]}"
     trained.save(directory)
-    metrics = trained.metadata.get("metrics", {}).get("holdout", {})
+    metrics = trained.model.metadata.get("metrics", {}).get("holdout", {})
     echo(
         f"  trained in {time.monotonic() - started:.1f} s; on its own (mislabelled) holdout: "
         f"MAPE {metrics.get('mape', 0):.2%}, R² {metrics.get('r2', 0):.4f} — it passes on paper"
