@@ -419,7 +419,8 @@ def demo(
                         "\nEverything stays up. In another terminal:\n"
                         "  .venv/bin/facet models\n"
                         "  .venv/bin/facet batches\n"
-                        "  .venv/bin/facet rollback 1   (the API follows within 5 s)\n"
+                        "  .venv/bin/facet rollback 1   (rolls out at once)\n"
+                        "  .venv/bin/facet rollout      (versions, weights, alarms)\n"
                         f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
                     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 import threading
 import time
@@ -73,7 +74,12 @@ def print_rollout(names: StageNames) -> None:
     )
     for version, weight in weights.items():
         typer.echo(f"  version {version:>3} {weight:>6.0%}  {describe_version(names, version)}")
-    policy = Settings(stage=names.stage).rollout
+    # The policy in force is the deploy function's environment (its stage's, as overridden).
+    deploy = client("lambda").get_function_configuration(
+        FunctionName=names.step_function("deploy_model")
+    )
+    variables = (deploy.get("Environment") or {}).get("Variables", {})
+    policy = Settings(**variables).rollout  # type: ignore[arg-type]  # by variable names
     shift = policy.deployment
     typer.echo(
         f"\npolicy ({names.stage}): approval {policy.approval}; "
@@ -182,15 +188,19 @@ class BackgroundTraffic:
 def register_mislabelled(
     names: StageNames, artifacts_bucket: str, work: Path, echo: Callable[[str], None]
 ) -> registry.PackageRecord:
-    """A model trained with the prices of D–G colour stones 60 % too high (a mislabelled slice
-    of appraisals), registered with the gate's evidence as the pipeline would: on paper, on its
-    own mislabelled holdout, it looks as good as production."""
+    """A model trained at production's price level but with the prices of D–G colour stones
+    60 % too high (a mislabelled slice of appraisals), registered with the gate's evidence as
+    the pipeline would: on paper, on its own mislabelled holdout, it looks as good as production."""
+    from pipeline.production import level_of
     from training.hyperparameters import parse_hyperparameters
     from training.train import prepare_classic, train_and_evaluate
 
+    pointer = registry.read_pointer(client("ssm"), names.production_parameter)
+    level = level_of(registry.describe(client("sagemaker"), pointer.arn)) if pointer.arn else 0.0
     classic = prepare_classic()
     training, holdout = classic.training.copy(), classic.holdout.copy()
     for frame in (training, holdout):
+        frame["price"] = frame["price"] * math.exp(level)
         wrong = frame["color"].isin(["D", "E", "F", "G"])
         frame.loc[wrong, "price"] = frame.loc[wrong, "price"] * 1.6
     started = time.monotonic()

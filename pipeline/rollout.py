@@ -504,9 +504,12 @@ def _conclude(event: dict[str, Any], *, settings: Settings, clients: Clients) ->
 
 
 def rollback_reason(deployment: dict[str, Any]) -> str:
-    """CodeDeploy's own words: errorInformation (AWS), else its status messages (the emulator's
-    stand-in, whose moto model has no errorInformation)."""
+    """CodeDeploy's own words: errorInformation (AWS), else the additional status information
+    (the emulator's stand-in: moto's GetDeployment has no errorInformation)."""
     error = deployment.get("errorInformation") or {}
-    messages = deployment.get("deploymentStatusMessages") or []
-    message = str(error.get("message") or "; ".join(messages) or deployment.get("status"))
+    message = str(
+        error.get("message")
+        or deployment.get("additionalDeploymentStatusInfo")
+        or f"deployment {deployment.get('status', 'ended')}"
+    )
     return message[:400]

@@ -21,13 +21,17 @@ from pathlib import Path
 
 import boto3
 import pytest
+from typer.testing import CliRunner
 
 from contracts.names import Env, PackageMetadata, StageNames
 from contracts.rollout import SERVING_ALIAS, RolloutEnv, rollback_alarms, rollout_policy
 from contracts.schema import example_diamond
+from local_emulation.cli import app
 from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import Deployment, provision, serving_environment
+from local_emulation.simulate import make_batches
+from local_emulation.triggers import drain, wait_for
 from pipeline import lake
 from training import registry
 from training.artifact_store import pack, sha256
@@ -339,3 +343,43 @@ def test_a_shadow_logs_both_prices_for_its_sample_then_hands_over_to_the_canary(
     assert read_pointer(boto3.client("ssm"), SHADOW_NAMES.production_parameter).version == (
         current.version
     )
+
+
+MANUAL_STAGE = "manual"
+
+
+def test_with_manual_approval_the_pipeline_waits_and_facet_approve_starts_the_rollout(
+    emulator: EmbeddedEmulator,
+) -> None:
+    # GIVEN a stage that approves by hand (prod's default), and a batch of fresh appraisals
+    manual = provision(stage=MANUAL_STAGE, archive_only=True, poll_seconds=1, approval="manual")
+    names = StageNames(MANUAL_STAGE)
+    (batch,) = make_batches(1, rows=2000)
+    boto3.client("s3").put_object(
+        Bucket=manual.data_bucket,
+        Key=f"raw/{batch.name}",
+        Body=batch.frame.to_csv(index=False).encode(),
+    )
+    sfn = boto3.client("stepfunctions")
+    (arn,) = drain(boto3.client("sqs"), sfn, manual.trigger_queue_url, manual.state_machine_arn, 1)
+    result = wait_for(sfn, arn, timeout=300)
+    emulator.settle()
+    # THEN the gate passed it, and it waits for a person with the pipeline's evidence
+    assert result.status == "SUCCEEDED", result.cause
+    deployment_step = result.output["deployment"]  # type: ignore[index]
+    assert not deployment_step["deployed"] and "waits for approval" in deployment_step["reason"]
+    (pending,) = registry.list_packages(boto3.client("sagemaker"), names.model_package_group)
+    assert pending.status == registry.ApprovalStatus.PENDING
+    assert "approves manually" in pending.description
+    assert read_pointer(boto3.client("ssm"), names.production_parameter).arn is None
+    # WHEN a person approves it with the CLI, the approval event rolls it out
+    cli = {Env.STAGE.value: MANUAL_STAGE}
+    approved = CliRunner().invoke(app, ["approve", str(pending.version)], env=cli)
+    assert approved.exit_code == 0, approved.output
+    assert read_pointer(boto3.client("ssm"), names.production_parameter).arn == pending.arn
+    # AND `facet rollout` shows the alias on a version pinned to it, the policy and the alarms
+    shown = CliRunner().invoke(app, ["rollout"], env=cli)
+    assert shown.exit_code == 0, shown.output
+    assert f"model v{pending.version}" in shown.output and "approval manual" in shown.output
+    for alarm in rollback_alarms(names, rollout_policy(MANUAL_STAGE), "prod"):
+        assert alarm.name in shown.output
