@@ -13,6 +13,7 @@ as a provisioned environment would be. Also here: the gateway's own CloudWatch m
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -117,7 +118,7 @@ class AliasRouter:
                 )
                 variables = (configuration.get("Environment") or {}).get("Variables", {})
                 self.environments[version] = _in_own_loop(
-                    lambda v=version, e=variables: VersionEnvironment.build(v, e)
+                    functools.partial(VersionEnvironment.build, version, variables)
                 )
                 log.info("version %s of %s ready", version, self.function)
         self.routes = (primary, weights)

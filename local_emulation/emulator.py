@@ -375,7 +375,7 @@ def install_seams(work_dir: Path) -> Seams:
 
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
     CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
-    EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign]
+    EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign,assignment]
     SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
     SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]

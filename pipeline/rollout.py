@@ -137,7 +137,8 @@ def pin_of(lam: Any, function: str, version: str) -> tuple[ModelPin | None, dict
         or {}
     ).get("Variables", {})
     text = variables.get(RolloutEnv.MODEL_PIN.value)
-    return (ModelPin.from_json(text) if text else None), variables
+    pin = ModelPin(**vars(ModelPin.from_json(text))) if text else None
+    return pin, dict(variables)
 
 
 def start(
@@ -397,7 +398,7 @@ def shadow_report(
     )
     report["deciles"] = [
         {
-            "decile": int(number) + 1,
+            "decile": int(str(number)) + 1,
             "stones": len(group),
             "price_from": round(float(group["price"].min()), 2),
             "price_to": round(float(group["price"].max()), 2),
