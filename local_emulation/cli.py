@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -310,17 +311,27 @@ def _guard(action: Callable[[], Any]) -> Any:
     return None
 
 
+STOP_REQUESTED = threading.Event()
+
+
+def _request_stop(*_: object) -> None:
+    STOP_REQUESTED.set()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM set STOP_REQUESTED instead of raising wherever the main thread is.
+    Installed explicitly: a process started with SIGINT ignored (as some test runners and
+    service managers start them) would otherwise never see Ctrl-C at all."""
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+
+
 def _wait_for_interrupt(message: str) -> None:
     typer.echo(message)
-    stop = {"now": False}
-
-    def interrupt(*_: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, interrupt)
+    _stop_on_signals()
     try:
-        while not stop["now"]:
-            time.sleep(0.5)
+        while not STOP_REQUESTED.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
 
@@ -522,6 +533,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the price API (API Gateway-style, stage prod) against the emulator until Ctrl-C."""
+    # From the start: a Ctrl-C while the gateway starts stops it once it has started.
+    _stop_on_signals()
 
     def run() -> None:
         with (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -83,6 +84,61 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
         assert time.monotonic() - started < 60
         assert ingest.returncode == 3, output
         assert f"the AWS endpoint {endpoint} stopped answering" in output
+        assert "Traceback" not in output
+    finally:
+        _stop(emulator)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_serve_stops_on_ctrl_c_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A process may inherit SIGINT ignored (some runners start children so): Python then never
+    raises KeyboardInterrupt, and `facet serve` used to run on until killed."""
+    port, api_port = free_port(), free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    emulator = subprocess.Popen(
+        [*FACET, "emulator", "--port", str(port)],
+        cwd=tmp_path,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_until_up(endpoint, emulator)
+        while not (tmp_path / ".facet" / "endpoint.json").exists():
+            time.sleep(0.3)  # provisioned
+        serving = subprocess.Popen(
+            [*FACET, "serve", "--port", str(api_port), "--workers", "1"],
+            cwd=tmp_path,
+            env=_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_ignore_sigint,  # noqa: PLW1509 (only sets a signal disposition)
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{api_port}/prod/health", timeout=2
+                    ):
+                        break
+                except OSError:
+                    assert serving.poll() is None, serving.communicate()[0]
+                    time.sleep(0.3)
+            serving.send_signal(signal.SIGINT)
+            output, _ = serving.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serving.pid, signal.SIGKILL)
+            raise AssertionError(
+                f"facet serve ignored Ctrl-C:\n{serving.communicate()[0]}"
+            ) from None
+        assert serving.returncode == 0, output
         assert "Traceback" not in output
     finally:
         _stop(emulator)
