@@ -37,7 +37,7 @@ from contracts.names import (
     StageNames,
     Zone,
 )
-from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
+from contracts.rollout import SERVING_ALIAS, RolloutEnv, rollback_alarms, rollout_policy
 from infra import lifecycle
 from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
@@ -57,6 +57,11 @@ class ApiOptions:
     provisioned_concurrency: int
     log_retention: logs.RetentionDays
     cors_origins: tuple[str, ...] = ()
+
+
+def ssm_reference(parameter: str) -> str:
+    """A CloudFormation dynamic reference: the parameter's value when the stack deploys."""
+    return f"{{{{resolve:ssm:{parameter}}}}}"
 
 
 def diamond_model_schema() -> apigateway.JsonSchema:
@@ -124,6 +129,10 @@ class PriceApi(Construct):
                 Env.MODEL_REFRESH_SECONDS.value: "30",
                 Env.API_STAGE.value: stage,
                 Env.CORS_ALLOWED_ORIGINS.value: ",".join(options.cors_origins),
+                # A version published by a code deployment serves the model that is production
+                # when it is deployed (CloudFormation resolves the pointer then); each model
+                # rollout publishes its own pinned version (pipeline/rollout.py).
+                RolloutEnv.MODEL_PIN.value: ssm_reference(names.production_parameter),
             },
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -18,7 +18,7 @@ from contracts.names import (
     Env,
     StageNames,
 )
-from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
+from contracts.rollout import SERVING_ALIAS, RolloutEnv, rollback_alarms, rollout_policy
 from contracts.settings import GatePolicy, VerdictPolicy
 from infra.stages import PROFILES
 from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
@@ -417,6 +417,15 @@ def test_the_api_invokes_the_live_alias_which_codedeploy_shifts_under_three_alar
         assert alarm.get("Statistic", alarm.get("ExtendedStatistic")) == rule.statistic
         assert alarm["Threshold"] == rule.threshold and alarm["EvaluationPeriods"] == 1
         assert alarm["TreatMissingData"] == "notBreaching"
+    # a code deployment's version is pinned to the production of its deployment time
+    (function,) = [
+        v["Properties"]
+        for v in serving.values()
+        if v["Type"] == "AWS::Lambda::Function"
+        and v["Properties"].get("Handler") == "serving.handler.handler"
+    ]
+    pin = function["Environment"]["Variables"][RolloutEnv.MODEL_PIN.value]
+    assert pin == "{{resolve:ssm:" + NAMES.production_parameter + "}}"
     # every API method integrates with the alias, never with the unqualified function
     methods = [v for v in serving.values() if v["Type"] == "AWS::ApiGateway::Method"]
     uris = [json.dumps(m["Properties"]["Integration"].get("Uri", "")) for m in methods]
