@@ -24,7 +24,7 @@ from infra.stages import PROFILES
 from pipeline.definition import expected_substitutions, raw_definition, state_names, substitute
 from tests.infra.conftest import Synthesized
 
-ENV_NAMES = {member.value for member in Env}
+ENV_NAMES = {member.value for member in Env} | {member.value for member in RolloutEnv}
 NAMES = StageNames("dev")  # cdk.json's stage
 STATE_MACHINE = NAMES.state_machine
 SERVING_FUNCTION = NAMES.serving_function
