@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from diagrams.aws.compute import ECR, Lambda
+from diagrams.aws.devtools import Codedeploy
 from diagrams.aws.integration import SNS, SQS, Eventbridge, StepFunctions
 from diagrams.aws.management import Cloudformation, Cloudwatch, ParameterStore
 from diagrams.aws.ml import Sagemaker, SagemakerModel, SagemakerTrainingJob
@@ -162,33 +163,52 @@ def training_pipeline(out_dir: Path) -> None:
 
 def serving_path(out_dir: Path) -> None:
     n = RECORDER.node
-    with diagram("serving_path", "Serving: one price, explained", out_dir):
+    with diagram("serving_path", "Serving: one price, explained, by one pinned model", out_dir):
         client = Users("web page / partner")
         api = n(
             APIGateway,
             "API Gateway REST\nstage prod, API key, validation",
             "AWS::ApiGateway::RestApi",
         )
-        function = n(Lambda, "serving Lambda\nFastAPI + Mangum", "AWS::Lambda::Function")
+        alias = n(Lambda, "alias live\n(canary: 10 % on the new version)", "AWS::Lambda::Alias")
+        function = n(
+            Lambda,
+            "serving versions, one pinned model each\nFastAPI + Mangum",
+            "AWS::Lambda::Function",
+        )
+        rollout = n(
+            Codedeploy,
+            "CodeDeploy\ncanary, automatic rollback",
+            "AWS::CodeDeploy::DeploymentGroup",
+        )
+        alarms = n(
+            Cloudwatch,
+            "rollback alarms\n5xx, p99, price disagreement",
+            "AWS::CloudWatch::Alarm",
+        )
         registry = n(
-            SagemakerModel, "Model Registry\n(latest Approved)", "AWS::SageMaker::ModelPackageGroup"
+            SagemakerModel,
+            "Model Registry\n(approval starts a rollout)",
+            "AWS::SageMaker::ModelPackageGroup",
         )
         artifacts = n(S3, "model.tar.gz\n(sha256-checked)", "AWS::S3::Bucket")
-        lake = n(S3, "inference/ logs", "AWS::S3::Bucket")
+        lake = n(S3, "inference/ logs\n(both prices in shadow/canary)", "AWS::S3::Bucket")
         endpoint = n(
             Sagemaker,
             "alternative: SageMaker\nserverless endpoint\n(/ping, /invocations)",
             "AWS::SageMaker::Endpoint",
         )
         image = n(ECR, "same serving code\n(container image)", "AWS::SageMaker::Model")
-        metrics = n(Cloudwatch, "latency, 4xx/5xx", "AWS::CloudWatch::Dashboard")
-        client >> api >> function
-        function >> Edge(label="every 30 s") >> registry
-        function >> Edge(label="on a new version") >> artifacts
+        client >> api >> alias >> function
+        registry >> Edge(label="deploy function: pinned version") >> rollout
+        rollout >> Edge(label="shifts weights") >> alias
+        function >> Edge(label="its package, once") >> artifacts
         function >> Edge(label="batched") >> lake
+        function >> Edge(label="PriceDisagreement") >> alarms
+        api >> Edge(label="5xx, latency") >> alarms
+        alarms >> Edge(label="in ALARM: roll back") >> rollout
         image - endpoint
         endpoint >> registry
-        api >> metrics
 
 
 def local_emulation(out_dir: Path) -> None:
