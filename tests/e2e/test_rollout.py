@@ -246,6 +246,7 @@ def test_a_candidate_whose_prices_disagree_is_rolled_back_within_an_evaluation_p
     assert "Rolled back during rollout" in bad.description and disagreement in bad.description
     # AND the rollback came at the first evaluation that saw the canary's prices
     shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
+    print(f"disagreement: rolled back {rolled - shifted:.2f} s after the shift (period {PERIOD} s)")
     assert rolled - shifted <= 2 * PERIOD + 0.5, timeline
     assert not traffic.failed()
 
@@ -266,6 +267,10 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
         time.sleep(1)
     info = latest_deployment()
     assert info["status"] == "Stopped", info["deploymentStatusMessages"]
+    timeline = info["deploymentStatusMessages"]
+    shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
+    print(f"errors: rolled back {rolled - shifted:.2f} s after the shift (period {PERIOD} s)")
+    assert rolled - shifted <= 2 * PERIOD + 0.5, timeline
     errors_alarm = rollback_alarms(NAMES, rollout_policy(STAGE), "prod")[0].name
     assert errors_alarm in str(info["additionalDeploymentStatusInfo"])
     assert production() == before and alias()["FunctionVersion"] == live_before
