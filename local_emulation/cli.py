@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -112,9 +113,10 @@ def _run_batches(
 ) -> list[ExecutionResult]:
     results = []
     for path, name in paths:
+        landed_at = dt.datetime.now(dt.UTC)
         key = session.land_batch(path, name)
         typer.echo(f"landed s3://{session.deployment.data_bucket}/{key}")
-        for result in session.run_triggers(_progress(started)):
+        for result in session.run_triggers(_progress(started), landed=(key, landed_at)):
             state = RunState.model_validate(result.output or {})
             if state.deployment is not None and state.deployment.deployed:
                 assert state.registration is not None

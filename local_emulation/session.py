@@ -8,6 +8,7 @@ emulator started for this command alone (its state ends with it).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import socket
@@ -62,21 +63,30 @@ class Session:
         return key
 
     def run_triggers(
-        self, on_state: Callable[[str, str], None], timeout: float = 600
+        self,
+        on_state: Callable[[str, str], None],
+        timeout: float = 600,
+        *,
+        landed: tuple[str, dt.datetime] | None = None,
+        arrival_seconds: float = 10,
     ) -> list[ExecutionResult]:
-        """Start an execution per queued trigger and wait for all of them."""
+        """Start an execution per queued trigger and wait for all of them. With `landed` (the
+        key just uploaded, and when), keep draining until that upload's own trigger has
+        arrived: an older message (one redelivered after a crash, for the same key) may be in
+        the queue before it."""
         sfn = client("stepfunctions")
         arns: list[str] = []
-        deadline = time.monotonic() + 5
-        while not arns and time.monotonic() < deadline:
-            arns = drain(
+        deadline = time.monotonic() + arrival_seconds
+        while time.monotonic() < deadline:
+            arns += drain(
                 client("sqs"),
                 sfn,
                 self.deployment.trigger_queue_url,
                 self.deployment.state_machine_arn,
             )
-            if not arns:
-                time.sleep(0.2)
+            if arns and (landed is None or any(_triggered_by(sfn, arn, *landed) for arn in arns)):
+                break
+            time.sleep(0.2)
         return [self.wait(arn, on_state, timeout) for arn in arns]
 
     def wait(
@@ -98,6 +108,25 @@ class Session:
         for key in list_keys(s3, self.deployment.data_bucket, prefix):
             s3.download_file(self.deployment.data_bucket, key, str(directory / key[len(prefix) :]))
         return directory
+
+
+# S3 event times have whole seconds; clocks of the emulators may differ slightly.
+EVENT_TIME_SLACK: Final = dt.timedelta(seconds=2)
+
+
+def _triggered_by(sfn: Any, arn: str, key: str, since: dt.datetime) -> bool:
+    """Whether an execution was started by the upload of `key` at or after `since`."""
+    run_input = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
+    if run_input.get("key") != key:
+        return False
+    text = str(run_input.get("event_time") or "")
+    try:
+        happened = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return True  # no time to tell by: the first trigger for the key is taken as its own
+    if happened.tzinfo is None:
+        happened = happened.replace(tzinfo=dt.UTC)
+    return happened >= since - EVENT_TIME_SLACK
 
 
 def existing_deployment() -> Deployment:

@@ -6,10 +6,13 @@ only. A download whose sha256 differs from the one recorded in the registry is r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,31 @@ def fetch_model(
             f"{expected_sha256[:12]}...; refusing to load it"
         )
     target = cache_dir / digest
-    if not (target / "metadata.json").exists():
-        unpack(tarball, target)
+    if (target / "metadata.json").exists():
+        try:
+            return load_model(target), digest
+        except ArtifactError:  # the download matched; the cached copy is damaged: unpack again
+            shutil.rmtree(target, ignore_errors=True)
+    unpack_once(tarball, target)
     return load_model(target), digest
+
+
+def unpack_once(tarball: bytes, target: Path) -> Path:
+    """Unpack into a private directory, then rename it into place: processes that load the same
+    model at once (gateway workers, Lambda environments on one host) share the cache, and none
+    may read another's half-written files (a sha256 mismatch it would report as an altered
+    artifact)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:16]}-", dir=target.parent))
+    try:
+        unpack(tarball, staging)
+        try:
+            staging.rename(target)
+        except OSError:  # there already: another process's complete copy, or a stale partial one
+            if not (target / "metadata.json").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,45 @@ def test_lightgbm_artifact_loads_without_pandas_sklearn_or_torch(artifact: Path)
     price, heavy = completed.stdout.splitlines()
     assert float(price) > 0
     assert heavy == "[]"
+
+
+def _unpack_and_load(tarball: bytes, target: str, start_at: float) -> str:
+    import time
+
+    from training.artifact_store import unpack_once
+
+    time.sleep(max(0.0, start_at - time.time()))  # all at once, as workers starting together
+    load_model(unpack_once(tarball, Path(target)))
+    return "loaded"
+
+
+def test_processes_unpacking_one_model_at_once_never_read_each_others_halves(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """Gateway workers and Lambda environments share the model cache: a worker that found a
+    half-written directory used to report the model as altered (a sha256 mismatch)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from training.artifact_store import pack
+
+    tarball, target = pack(artifact), tmp_path / "cache" / "digest"
+    # spawn: a forked child of a process that has run LightGBM's OpenMP can deadlock
+    with ProcessPoolExecutor(
+        max_workers=8, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        start_at = time.time() + 5  # after every spawned process has started
+        results = list(
+            pool.map(_unpack_and_load, [tarball] * 16, [str(target)] * 16, [start_at] * 16)
+        )
+    assert results == ["loaded"] * 16
+    assert sorted(p.name for p in target.parent.iterdir()) == ["digest"]  # no staging left
+
+
+def test_a_stale_partial_directory_is_replaced(artifact: Path, tmp_path: Path) -> None:
+    from training.artifact_store import pack, unpack_once
+
+    target = tmp_path / "cache" / "digest"
+    target.mkdir(parents=True)
+    (target / "model.txt").write_text("half")
+    load_model(unpack_once(pack(artifact), target))
