@@ -244,11 +244,9 @@ def test_a_candidate_whose_prices_disagree_is_rolled_back_within_an_evaluation_p
     assert alias()["FunctionVersion"] == live_before
     assert bad.status == registry.ApprovalStatus.REJECTED
     assert "Rolled back during rollout" in bad.description and disagreement in bad.description
-    # AND the rollback came at the first evaluation that saw the canary's prices
-    shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
-    print(f"disagreement: rolled back {rolled - shifted:.2f} s after the shift (period {PERIOD} s)")
-    assert rolled - shifted <= 2 * PERIOD + 0.5, timeline
+    # AND the canary answered for at most the evaluation that first held its data
     assert not traffic.failed()
+    _assert_prompt("disagreement", timeline, [a for a in traffic.answers if a[2] == bad.version])
 
 
 def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged(
@@ -268,9 +266,6 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
     info = latest_deployment()
     assert info["status"] == "Stopped", info["deploymentStatusMessages"]
     timeline = info["deploymentStatusMessages"]
-    shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
-    print(f"errors: rolled back {rolled - shifted:.2f} s after the shift (period {PERIOD} s)")
-    assert rolled - shifted <= 2 * PERIOD + 0.5, timeline
     errors_alarm = rollback_alarms(NAMES, rollout_policy(STAGE), "prod")[0].name
     assert errors_alarm in str(info["additionalDeploymentStatusInfo"])
     assert production() == before and alias()["FunctionVersion"] == live_before
@@ -280,11 +275,30 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
     assert failed and {status for _, status, _ in failed} == {503}
     assert len(failed) < 0.5 * len(traffic.answers)
     assert traffic.answers[-1][1] == 200
+    _assert_prompt("errors", timeline, failed)
 
 
 def _seconds(timeline: object, text: str) -> float:
     line = next(line for line in timeline if text in line)  # type: ignore[attr-defined]
     return float(line.split("s ", 1)[0].lstrip("+"))
+
+
+def _assert_prompt(
+    kind: str, timeline: object, canary_answers: list[tuple[float, int, int | None]]
+) -> None:
+    """The canary answered for at most two periods: an alarm needs one period holding its data
+    (CloudWatch's as the stand-in's), and traffic may reach the canary just after a tick. The
+    gateway builds a version before routing to it (locally that is a cold start of the whole app),
+    so the time from the shift itself is printed, not bounded tightly."""
+    assert canary_answers, "no request reached the canary"
+    span = canary_answers[-1][0] - canary_answers[0][0]
+    shifted, rolled = _seconds(timeline, "10 % of live"), _seconds(timeline, "rolled back")
+    print(
+        f"{kind}: the canary answered for {span:.2f} s; rolled back {rolled - shifted:.2f} s after "
+        f"the shift (period {PERIOD:.2f} s)"
+    )
+    assert span <= 2 * PERIOD + 0.5, timeline
+    assert rolled - shifted <= 5 * PERIOD, timeline
 
 
 SHADOW_STAGE = "shadow"
