@@ -85,6 +85,7 @@ class AliasRouter:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _random: random.Random = field(default_factory=random.Random)
+    _lambda: Any = None
 
     def start(self) -> AliasRouter:
         self.follow()  # the first routes synchronously: the gateway answers only once it has them
@@ -102,7 +103,9 @@ class AliasRouter:
                 self.error = str(error)
 
     def follow(self) -> None:
-        lam = boto3.client("lambda")
+        if self._lambda is None:  # one client: building one costs ~50 ms, and this runs 5x a second
+            self._lambda = boto3.client("lambda")
+        lam = self._lambda
         alias = lam.get_alias(FunctionName=self.function, Name=SERVING_ALIAS)
         primary = str(alias["FunctionVersion"])
         weights = {
