@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Final
 
 from contracts.names import DEPLOYMENT_STATE_CHANGE
 from contracts.rollout import DEPLOYMENT_CONFIGS, SERVING_ALIAS, target_of
+from local_emulation.background import BackgroundThreads
 
 log = logging.getLogger("facet.emulation.codedeploy")
 COMPARISONS: Final = {
@@ -89,26 +89,23 @@ class LocalCodeDeploy:
     metric_data: Callable[[str, str], list[Any]]
     alarms: Callable[[str, str], dict[str, Any]]
     emit: Callable[[str, str, dict[str, Any]], None]
-    threads: list[threading.Thread] = field(default_factory=list)
+    threads: BackgroundThreads = field(default_factory=BackgroundThreads)
 
     def start(self, deployment: Any, account: str, region: str) -> None:
-        thread = threading.Thread(
-            target=self._run_guarded,
-            args=(deployment, account, region),
+        self.threads.start(
+            self._run_guarded,
+            deployment,
+            account,
+            region,
             name=f"codedeploy-{deployment.deployment_id[:8]}",
-            daemon=True,
         )
-        self.threads.append(thread)
-        thread.start()
 
     def wait(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in list(self.threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.threads.wait(timeout)
 
     @property
     def busy(self) -> bool:
-        return any(thread.is_alive() for thread in self.threads)
+        return self.threads.busy
 
     def _run_guarded(self, deployment: Any, account: str, region: str) -> None:
         try:

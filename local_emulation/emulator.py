@@ -27,7 +27,6 @@ import logging
 import os
 import socket
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import boto3
 from botocore.config import Config
 
 from contracts.settings import Settings
+from local_emulation.background import BackgroundThreads
 from local_emulation.codedeploy import LocalCodeDeploy
 from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
@@ -108,7 +108,7 @@ class EventDeliveries:
 
     def __init__(self, attempts: int = 3) -> None:
         self.attempts = attempts
-        self._threads: list[threading.Thread] = []
+        self._threads = BackgroundThreads()
         self.failures: list[str] = []
 
     def deliver(
@@ -145,18 +145,14 @@ class EventDeliveries:
                 time.sleep(0.5 * attempt)
             self.failures.append(f"{function_arn}: {detail}")
 
-        thread = threading.Thread(target=run, name="eventbridge-delivery", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._threads.start(run, name="eventbridge-delivery")
 
     def wait(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.wait(timeout)
 
     @property
     def busy(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        return self._threads.busy
 
 
 def package_state_change(package: Any) -> dict[str, Any]:
