@@ -38,18 +38,6 @@ class ModelRegistry(Construct):
             model_package_group_description="Facet diamond price models",
         )
         self.group.apply_removal_policy(lifecycle.MODEL_REGISTRY.policy)
-        pattern: dict[str, Any] = model_package_state_pattern(names.model_package_group)
-        self.approval_rule = events.Rule(
-            self,
-            "PackageStateChanged",
-            rule_name=names.model_approval_rule,
-            description="A Facet model package was approved or rejected: re-point production.",
-            event_pattern=events.EventPattern(
-                source=pattern["source"],
-                detail_type=pattern["detail-type"],
-                detail=pattern["detail"],
-            ),
-        )
         # In this stack: EventBridge may write to it only through a policy CDK adds here.
         self.dead_letters = DeadLetters(
             self,
@@ -58,35 +46,45 @@ class ModelRegistry(Construct):
             "deploy function, so production may not follow it",
         )
         self.dead_letters.alarm_to(alarm_topic)
-        self.approval_rule.add_target(
-            targets.LambdaFunction(
-                deploy_function,
-                retry_attempts=8,
-                max_event_age=Duration.hours(24),
-                dead_letter_queue=self.dead_letters.queue,
-            )
+        self.deploy_function = deploy_function
+        self.approval_rule = self._to_deploy_function(
+            "PackageStateChanged",
+            names.model_approval_rule,
+            "A Facet model package was approved or rejected: re-point production.",
+            model_package_state_pattern(names.model_package_group),
         )
-        finished: dict[str, Any] = deployment_finished_pattern(names.rollout_application)
-        self.rollout_rule = events.Rule(
-            self,
+        self.rollout_rule = self._to_deploy_function(
             "RolloutFinished",
-            rule_name=names.rollout_rule,
-            description="CodeDeploy finished shifting the serving alias to a model: production "
-            "follows it, or the package is rejected with the alarm that rolled it back.",
+            names.rollout_rule,
+            "CodeDeploy finished shifting the serving alias to a model: production follows it, "
+            "or the package is rejected with the alarm that rolled it back.",
+            deployment_finished_pattern(names.rollout_application),
+        )
+
+    def _to_deploy_function(
+        self, construct_id: str, rule_name: str, description: str, pattern: dict[str, Any]
+    ) -> events.Rule:
+        """A rule whose events reach the deploy function, retried for a day, then dead-lettered."""
+        rule = events.Rule(
+            self,
+            construct_id,
+            rule_name=rule_name,
+            description=description,
             event_pattern=events.EventPattern(
-                source=finished["source"],
-                detail_type=finished["detail-type"],
-                detail=finished["detail"],
+                source=pattern["source"],
+                detail_type=pattern["detail-type"],
+                detail=pattern["detail"],
             ),
         )
-        self.rollout_rule.add_target(
+        rule.add_target(
             targets.LambdaFunction(
-                deploy_function,
+                self.deploy_function,
                 retry_attempts=8,
                 max_event_age=Duration.hours(24),
                 dead_letter_queue=self.dead_letters.queue,
             )
         )
+        return rule
 
 
 class ModelRegistryStack(Stack):
