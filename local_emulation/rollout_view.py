@@ -137,14 +137,18 @@ def _timeline(names: StageNames, version: int) -> None:
             typer.echo(f"    {line}")
 
 
+Answer = tuple[float, int, int | None]  # (monotonic time, HTTP status, model version)
+
+
 @dataclass
 class BackgroundTraffic:
-    """Prices stones through the API from a thread, as the web app would; counts answers."""
+    """Prices stones through the API from a thread, as the web app would; keeps every answer
+    (status 0: the connection failed)."""
 
     port: int
     stage: str
     headers: dict[str, str] = field(default_factory=dict)
-    statuses: dict[int, int] = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -167,10 +171,11 @@ class BackgroundTraffic:
                     "POST", f"/{self.stage}/v1/prices", json.dumps(random.choice(stones)), headers
                 )
                 response = connection.getresponse()
-                response.read()
-                self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
+                answer = json.loads(response.read() or b"{}")
+                version = answer.get("model_version") if isinstance(answer, dict) else None
+                self.answers.append((time.monotonic(), response.status, version))
             except OSError:
-                self.statuses[0] = self.statuses.get(0, 0) + 1
+                self.answers.append((time.monotonic(), 0, None))
                 connection.close()
             time.sleep(0.01)
 
@@ -179,10 +184,11 @@ class BackgroundTraffic:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def failed(self) -> list[Answer]:
+        return [a for a in self.answers if a[1] != 200]
+
     def summary(self) -> str:
-        total = sum(self.statuses.values())
-        failed = total - self.statuses.get(200, 0)
-        return f"{total} requests during the rollout, {failed} failed"
+        return f"{len(self.answers)} requests during the rollout, {len(self.failed())} failed"
 
 
 def register_mislabelled(

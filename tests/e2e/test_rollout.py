@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -30,6 +27,7 @@ from local_emulation.cli import app
 from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import Deployment, provision, serving_environment
+from local_emulation.rollout_view import Answer, BackgroundTraffic
 from local_emulation.simulate import make_batches
 from local_emulation.triggers import drain, wait_for
 from pipeline import lake
@@ -120,49 +118,6 @@ def pinned_version_of(version: str) -> int:
     return int(pin["version"])
 
 
-@dataclass
-class Traffic:
-    """Prices stones through the gateway from a thread until stopped; keeps every answer."""
-
-    gateway: Gateway
-    answers: list[tuple[float, int, int | None]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Traffic:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        stones = [
-            {**example_diamond(), "color": color, "carat": carat}
-            for color in "DEFGHIJ"
-            for carat in (0.3, 0.5, 0.7, 1.0, 1.5)
-        ]
-        connection = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=30)
-        while not self._stop.is_set():
-            body = json.dumps(random.choice(stones))
-            connection.request(
-                "POST",
-                f"/{self.gateway.stage}/v1/prices",
-                body,
-                {"Content-Type": "application/json"},
-            )
-            response = connection.getresponse()
-            answer = json.loads(response.read() or b"{}")
-            self.answers.append((time.monotonic(), response.status, answer.get("model_version")))
-            time.sleep(0.005)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(timeout=30)
-
-    def failed(self) -> list[tuple[float, int, int | None]]:
-        return [a for a in self.answers if a[1] != 200]
-
-
 def served_version(gateway: Gateway) -> int | None:
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
     connection.request(
@@ -199,7 +154,7 @@ def test_a_canary_completes_and_the_alias_ends_on_the_new_version_with_no_failed
     served_model_dir: Path,
 ) -> None:
     # GIVEN production, and traffic flowing through the gateway
-    with Traffic(gateway) as traffic:
+    with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
         time.sleep(1)
         # WHEN an equally good model is approved
         candidate = approve(emulator, publish(deployment, served_model_dir))
@@ -231,7 +186,7 @@ def test_a_candidate_whose_prices_disagree_is_rolled_back_within_an_evaluation_p
 ) -> None:
     before = production()
     live_before = alias()["FunctionVersion"]
-    with Traffic(gateway) as traffic:
+    with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
         time.sleep(1)
         bad = approve(emulator, publish(deployment, mislabelled_model_dir))
     info = latest_deployment()
@@ -258,7 +213,7 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
 ) -> None:
     before = production()
     live_before = alias()["FunctionVersion"]
-    with Traffic(gateway) as traffic:
+    with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
         time.sleep(1)
         # an artifact that does not match its recorded sha256: the canary cannot load it
         broken = approve(emulator, publish(deployment, served_model_dir, recorded_sha="0" * 64))
@@ -283,9 +238,7 @@ def _seconds(timeline: object, text: str) -> float:
     return float(line.split("s ", 1)[0].lstrip("+"))
 
 
-def _assert_prompt(
-    kind: str, timeline: object, canary_answers: list[tuple[float, int, int | None]]
-) -> None:
+def _assert_prompt(kind: str, timeline: object, canary_answers: list[Answer]) -> None:
     """The canary answered for at most two periods: an alarm needs one period holding its data
     (CloudWatch's as the stand-in's), and traffic may reach the canary just after a tick. The
     gateway builds a version before routing to it (locally that is a cold start of the whole app),
@@ -323,7 +276,7 @@ def test_a_shadow_logs_both_prices_for_its_sample_then_hands_over_to_the_canary(
         deadline = time.monotonic() + 30
         while served_version(gateway) != current.version and time.monotonic() < deadline:
             time.sleep(0.2)
-        with Traffic(gateway) as traffic:
+        with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
             time.sleep(0.5)
             candidate = publish(shadowed, mislabelled_model_dir)
             registry.set_status(
