@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,13 +52,14 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait(10)
 
 
-def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) -> None:
-    # GIVEN an emulator in its own process, and a batch being ingested through it
+@contextlib.contextmanager
+def _provisioned_emulator(directory: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`facet emulator` in its own process, up and provisioned; stopped on the way out."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     emulator = subprocess.Popen(
         [*FACET, "emulator", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=directory,
         env=_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -64,8 +67,16 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
     )
     try:
         _wait_until_up(endpoint, emulator)
-        while not (tmp_path / ".facet" / "endpoint.json").exists():
+        while not (directory / ".facet" / "endpoint.json").exists():
             time.sleep(0.3)  # provisioned
+        yield endpoint, emulator
+    finally:
+        _stop(emulator)
+
+
+def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    # GIVEN an emulator in its own process, and a batch being ingested through it
+    with _provisioned_emulator(tmp_path) as (endpoint, emulator):
         batch = make_batches(1, rows=1000)[0].write(tmp_path)
         ingest = subprocess.Popen(
             [*FACET, "ingest", str(batch)],
@@ -85,8 +96,6 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
         assert ingest.returncode == 3, output
         assert f"the AWS endpoint {endpoint} stopped answering" in output
         assert "Traceback" not in output
-    finally:
-        _stop(emulator)
 
 
 def _ignore_sigint() -> None:
@@ -96,20 +105,8 @@ def _ignore_sigint() -> None:
 def test_serve_stops_on_ctrl_c_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
     """A process may inherit SIGINT ignored (some runners start children so): Python then never
     raises KeyboardInterrupt, and `facet serve` used to run on until killed."""
-    port, api_port = free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen(
-        [*FACET, "emulator", "--port", str(port)],
-        cwd=tmp_path,
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_until_up(endpoint, emulator)
-        while not (tmp_path / ".facet" / "endpoint.json").exists():
-            time.sleep(0.3)  # provisioned
+    api_port = free_port()
+    with _provisioned_emulator(tmp_path):
         serving = subprocess.Popen(
             [*FACET, "serve", "--port", str(api_port), "--workers", "1"],
             cwd=tmp_path,
@@ -140,8 +137,6 @@ def test_serve_stops_on_ctrl_c_even_when_started_with_sigint_ignored(tmp_path: P
             ) from None
         assert serving.returncode == 0, output
         assert "Traceback" not in output
-    finally:
-        _stop(emulator)
 
 
 def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
