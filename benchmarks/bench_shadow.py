@@ -12,20 +12,17 @@ warm-up. Not a test: it reports.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import boto3
 import numpy as np
+from bench_serving import price_latencies_ms
 from figures import Figures
 
 from contracts.names import Env
 from contracts.rollout import ComparisonRole, ModelPin, RolloutEnv, rollout_policy
-from contracts.schema import example_diamond
 from local_emulation.emulator import EmbeddedEmulator, aws_environment, clean_environment, free_port
 from local_emulation.gateway import Gateway
 from training import registry
@@ -57,22 +54,6 @@ def publish(model_dir: Path, name: str) -> str:
         description=name,
     )
     return ModelPin.of(pointer_to(record)).to_env()
-
-
-def latencies(gateway: Gateway, repeats: int) -> np.ndarray:
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
-    body = json.dumps(example_diamond())
-    headers = {"Content-Type": "application/json"}
-    timings = []
-    for _ in range(repeats + 50):
-        started = time.perf_counter()
-        connection.request("POST", f"/{gateway.stage}/v1/prices", body, headers)
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 200, response.status
-        timings.append(time.perf_counter() - started)
-    connection.close()
-    return np.array(timings[50:]) * 1000
 
 
 def main() -> None:
@@ -109,7 +90,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for label, environment in runs.items():
                 with Gateway(free_port(), workers=1, environment=environment) as gateway:
-                    timings = latencies(gateway, args.repeats)
+                    timings = price_latencies_ms(gateway, args.repeats, warmup=50)
                 rounds[label].append((np.percentile(timings, 50), np.percentile(timings, 99)))
         measured = {
             label: (float(np.median([r[0] for r in rs])), float(np.median([r[1] for r in rs])))
