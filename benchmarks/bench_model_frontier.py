@@ -33,10 +33,10 @@ import optuna
 import pandas as pd
 
 from contracts.compute import usable_cpus
-from contracts.schema import LABEL_NAME, example_diamond
+from contracts.schema import LABEL_NAME
 from training.candidates import fit_lightgbm
 from training.evaluate import regression_metrics
-from training.explain import explain
+from training.explain import explain, one_price_latency_ms
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
 from training.predict import PriceModel
 from training.split import split_validation, with_row_hashes
@@ -87,22 +87,7 @@ class Row:
 
 
 def explanation_latency(model: PriceModel) -> tuple[float, float]:
-    """p50 and p99 (ms) of one price with its explanation, in process, as serving computes it:
-    the lowest of three rounds, as timeit does, because on a shared VM another tenant's burst
-    (CPU steal) inflates a tail that is not the model's."""
-    row = {name: [value] for name, value in example_diamond().items()}
-    for _ in range(20):
-        explain(model, row)
-    rounds = []
-    for _ in range(LATENCY_ROUNDS):
-        timings = np.empty(LATENCY_CALLS)
-        for i in range(LATENCY_CALLS):
-            tick = time.perf_counter()
-            explain(model, row)
-            timings[i] = time.perf_counter() - tick
-        rounds.append(np.percentile(timings, [50, 99]) * 1e3)
-    p50, p99 = np.min(np.asarray(rounds), axis=0)
-    return float(p50), float(p99)
+    return one_price_latency_ms(model, calls=LATENCY_CALLS, rounds=LATENCY_ROUNDS)
 
 
 def capped_batch_seconds(model: PriceModel, classic: ClassicSplit) -> float:

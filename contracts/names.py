@@ -145,6 +145,15 @@ class StageNames:
     def dashboard(self) -> str:
         return f"{self.prefix}-overview"
 
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment every training job of this stage is a run in."""
+        return f"{PROJECT}-{self.stage}"
+
+    @property
+    def tracking_server(self) -> str:
+        return f"{self.prefix}-experiments"
+
     def role(self, purpose: str) -> str:
         return f"{self.prefix}-{purpose}-role"
 
@@ -163,6 +172,40 @@ LINEAGE_PREFIX: Final = f"{Zone.CURATED.value}/lineage/"
 LEDGER_PREFIX: Final = f"{Zone.CURATED.value}/ledger/"
 TRAINING_OUTPUT_PREFIX: Final = "training-jobs/"
 TRAINING_CODE_KEY: Final = "code/training-source.tar.gz"
+# The MLflow tracking server's artifact store: its own prefix of the artifacts bucket.
+MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow/"
+
+# Names of models and figures wherever they are stored (registry metadata, MLflow, the lake's
+# reports): the course brief's convention, `<algorithm>_<dataset>_<version>` and
+# `<topic>_<dataset>_<date>.png`, built by `asset_name` alone.
+DATASET_NAME: Final = "diamonds"
+ALGORITHM_SHORT_NAMES: Final = {"lightgbm": "lgbm"}
+_NAME_PART: Final = re.compile(r"[^a-z0-9]+")
+
+
+def asset_name(subject: str, qualifier: str, *, dataset: str = DATASET_NAME) -> str:
+    """`<subject>_<dataset>_<qualifier>`: lower-case, parts joined by `_`, `-` inside a part.
+
+    Models: asset_name(family, f"v{version}") -> "lgbm_diamonds_v3"; figures:
+    asset_name("predicted_vs_actual", "2026-12-02") -> "predicted-vs-actual_diamonds_2026-12-02".
+    """
+    subject = ALGORITHM_SHORT_NAMES.get(subject, subject)
+    parts = []
+    for part in (subject, dataset, qualifier):
+        cleaned = _NAME_PART.sub("-", part.lower()).strip("-")
+        if not cleaned:
+            raise ValueError(f"name part {part!r} has no letters or digits")
+        parts.append(cleaned)
+    return "_".join(parts)
+
+
+def model_name(family: str, version: int) -> str:
+    return asset_name(family, f"v{version}")
+
+
+def figure_name(topic: str, day: str) -> str:
+    return f"{asset_name(topic, day)}.png"
+
 
 # SageMaker.
 TRAINING_CHANNEL_TRAIN: Final = "train"
@@ -207,6 +250,8 @@ class Env(StrEnum):
     TRAINING_SOURCE_S3_URI = "FACET_TRAINING_SOURCE_S3_URI"
     STATE_MACHINE_ARN = "FACET_STATE_MACHINE_ARN"
     STAGE = "FACET_STAGE"
+    # The MLflow tracking server (an ARN in AWS, a URL locally); unset, nothing is tracked.
+    MLFLOW_TRACKING_URI = "FACET_MLFLOW_TRACKING_URI"
     # Rollout (contracts.rollout): the deploy function shifts the serving alias with CodeDeploy
     # when the deployment group is set; without it, production moves at once (the pointer).
     ROLLOUT_GROUP = "FACET_ROLLOUT_GROUP"
@@ -218,6 +263,15 @@ class Env(StrEnum):
     # The local gateway invokes this function's `live` alias, version by version, as API
     # Gateway does; unset, it runs the serving handler of this checkout.
     LOCAL_GATEWAY_FUNCTION = "FACET_LOCAL_GATEWAY_FUNCTION"
+
+
+class TrainingJobEnv(StrEnum):
+    """The training job's Environment (CreateTrainingJob): MLflow's own variables and ours."""
+
+    TRACKING_URI = "MLFLOW_TRACKING_URI"
+    EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
+    # The registry version this model will get if registered: it names the model.
+    MODEL_VERSION = "FACET_MODEL_VERSION"
 
 
 # CloudWatch (namespace: StageNames.metric_namespace).
@@ -287,6 +341,8 @@ class PackageMetadata(StrEnum):
     HOLDOUT_VERSION = "holdout_version"
     GATE_HOLDOUT = "gate_holdout"
     RECENT_MAPE = "recent_mape"
+    MODEL_NAME = "model_name"
+    MLFLOW_RUN_ID = "mlflow_run_id"
 
 
 # The S3 "Object Created" event, reduced to what the pipeline needs. The cloud rule and the local

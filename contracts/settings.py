@@ -206,6 +206,8 @@ class Settings(BaseSettings):
         description="Container image recorded in each model package's inference specification.",
     )
     state_machine_arn: str = Field("", validation_alias=Env.STATE_MACHINE_ARN.value)
+    # A SageMaker MLflow tracking server's ARN, or a URL; empty: training jobs track nothing.
+    mlflow_tracking_uri: str = Field("", validation_alias=Env.MLFLOW_TRACKING_URI.value)
     training_source_s3_uri: str = Field(
         "",
         validation_alias=Env.TRAINING_SOURCE_S3_URI.value,

@@ -5,6 +5,7 @@ add the compute and the behaviour it does not have here (DESIGN.md §3):
   - `LambdaFunction._invoke_lambda`: runs the function's handler (lambda_executor);
   - `SageMakerModelBackend.create_training_job`: runs the training container contract
     (training_runner) in a thread and drives the job's status, metrics and failure reason;
+    `SageMakerResponse.create_training_job` hands it the request's Environment (moto drops it);
   - `SageMakerModelBackend.update_model_package`: keeps what the caller did not send (moto
     cleared it; AWS keeps it) and, when the approval status changes, emits the registry's
     "SageMaker Model Package State Change" event to EventBridge, as SageMaker does;
@@ -20,6 +21,7 @@ moto is pinned (5.2.5); tests/integration/test_moto_seams.py fails loudly if a s
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import datetime as dt
 import json
@@ -93,10 +95,12 @@ class Seams:
         from moto.codedeploy.models import CodeDeployBackend
         from moto.events.models import Rule
         from moto.sagemaker.models import SageMakerModelBackend
+        from moto.sagemaker.responses import SageMakerResponse
         from moto.scheduler.models import EventBridgeSchedulerBackend
 
         LambdaFunction._invoke_lambda = self.originals["invoke"]  # type: ignore[method-assign]
         SageMakerModelBackend.create_training_job = self.originals["create_training_job"]  # type: ignore[method-assign]
+        SageMakerResponse.create_training_job = self.originals["create_training_job_response"]  # type: ignore[method-assign]
         SageMakerModelBackend.update_model_package = self.originals["update_model_package"]  # type: ignore[method-assign]
         Rule.send_to_targets = self.originals["send_to_targets"]  # type: ignore[method-assign]
         CodeDeployBackend.create_deployment = self.originals["create_deployment"]  # type: ignore[method-assign]
@@ -186,6 +190,7 @@ def install_seams(work_dir: Path) -> Seams:
     from moto.core.exceptions import JsonRESTError
     from moto.events.models import Rule
     from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
     from moto.scheduler.models import EventBridgeSchedulerBackend
 
     class TooManyRequestsError(JsonRESTError):
@@ -203,11 +208,26 @@ def install_seams(work_dir: Path) -> Seams:
         idle_seconds=settings.local_lambda_idle_seconds,
         max_environments=settings.local_lambda_max_environments,
     )
-    runner = TrainingRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
+    runner = TrainingRunner(
+        work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG), aws_environment
+    )
     originals: dict[str, Any] = {
         "invoke": LambdaFunction._invoke_lambda,
         "create_training_job": SageMakerModelBackend.create_training_job,
+        "create_training_job_response": SageMakerResponse.create_training_job,
     }
+    # moto's response handler drops CreateTrainingJob's Environment; the request's copy reaches
+    # the backend seam below through this variable (same thread, same request).
+    request_environment: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+        "training_environment", default=None
+    )
+
+    def create_training_job_response(self: Any) -> Any:
+        token = request_environment.set(dict(self._get_param("Environment") or {}))
+        try:
+            return originals["create_training_job_response"](self)
+        finally:
+            request_environment.reset(token)
 
     def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         executor.aws_environment = aws_environment()
@@ -252,6 +272,7 @@ def install_seams(work_dir: Path) -> Seams:
             ),
             metric_definitions=definitions,
             instance_type=(kwargs.get("resource_config") or {}).get("InstanceType", "ml.m5.large"),
+            environment={k: str(v) for k, v in (request_environment.get() or {}).items()},
         )
 
         def report(outcome: JobOutcome) -> None:
@@ -373,6 +394,7 @@ def install_seams(work_dir: Path) -> Seams:
     CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
     EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign,assignment]
     SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
+    SageMakerResponse.create_training_job = create_training_job_response  # type: ignore[method-assign]
     SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
     return Seams(executor, runner, originals, deliveries, codedeploy)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from local_emulation.emulator import clean_environment
+from local_emulation.processes import stop_group
 
 REPO: Final = Path(__file__).resolve().parents[1]
 VENV: Final = REPO / ".venv-localstack"
@@ -144,13 +145,7 @@ class LocalStack:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL: LocalStack's own shutdown sometimes hangs."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_group(self.process, grace)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 

@@ -364,6 +364,7 @@ def provision(
     api_stand_in: str | None = None,
     approval: str | None = None,
     shadow: tuple[float, int] | None = None,
+    tracking_uri: str | None = None,
 ) -> Deployment:
     """Everything the pipeline needs, in the emulator the environment points at; the stage's
     names (default: FACET_STAGE, else dev) keep stages apart in one emulator, as in one account."""
@@ -409,6 +410,8 @@ def provision(
         }
     if approval:
         environment[Env.APPROVAL_MODE.value] = approval
+    if tracking_uri:
+        environment[Env.MLFLOW_TRACKING_URI.value] = tracking_uri
     if shadow is not None:
         environment[Env.SHADOW_SAMPLE.value] = f"{shadow[0]:g}"
         environment[Env.SHADOW_MINUTES.value] = str(shadow[1])

@@ -27,17 +27,22 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from contracts.names import Zone
+from contracts.names import MLFLOW_ARTIFACTS_PREFIX, TrainingJobEnv, Zone
 from contracts.settings import Settings
 from local_emulation import localstack
-from local_emulation.emulator import EmbeddedEmulator
+from local_emulation.emulator import REGION, EmbeddedEmulator, free_port
 from local_emulation.provision import Deployment, client, deployment_names, provision
+from local_emulation.tracking_server import TrackingServer
 from local_emulation.triggers import ExecutionResult, drain, wait_for
 from pipeline.lake import list_keys
 
 STATE_DIR: Final = Path(".facet")
 ENDPOINT_FILE: Final = STATE_DIR / "endpoint.json"
-SESSION_VARIABLES: Final = ("AWS_ENDPOINT_URL", *localstack.CREDENTIALS)
+SESSION_VARIABLES: Final = (
+    "AWS_ENDPOINT_URL",
+    TrainingJobEnv.TRACKING_URI.value,
+    *localstack.CREDENTIALS,
+)
 EMULATOR_GONE_ERRORS: Final = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -56,6 +61,8 @@ class Session:
     deployment: Deployment
     embedded: EmbeddedEmulator | None
     labels: dict[str, str]
+    # The MLflow tracking server this session started, if it started one.
+    tracking: TrackingServer | None = None
 
     def land_batch(self, path: Path, name: str) -> str:
         key = f"{Zone.RAW.prefix()}{name}"
@@ -335,6 +342,25 @@ def require_promotion(deployment: Deployment) -> None:
     )
 
 
+def _start_tracking(
+    embedded: EmbeddedEmulator, deployment: Deployment, port: int
+) -> TrackingServer:
+    """The stage's tracking server, started in the background; training jobs wait for it."""
+    server = TrackingServer(
+        work_dir=embedded.work_dir / "mlflow",
+        artifact_root=f"s3://{deployment.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}",
+        s3_endpoint=str(client("s3").meta.endpoint_url),
+        credentials={
+            **localstack.CREDENTIALS,
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
+        },
+        port=port,
+    ).start()
+    assert embedded.seams is not None
+    embedded.seams.runner.before_job = server.wait_ready
+    return server
+
+
 @contextlib.contextmanager
 def open_session(
     *,
@@ -344,14 +370,18 @@ def open_session(
     provision_resources: bool = True,
     provision_options: dict[str, Any] | None = None,
     localstack_url: str | None = None,
+    tracking: bool = False,
 ) -> Iterator[Session]:
     """A provisioned deployment on the chosen endpoints.
 
     `fresh` starts an embedded moto; with `localstack_url` too, LocalStack serves everything but
-    the MOTO_SERVICES_WITH_LOCALSTACK, which stay on the embedded moto.
+    the MOTO_SERVICES_WITH_LOCALSTACK, which stay on the embedded moto. `tracking` (with an
+    embedded emulator) starts an MLflow tracking server whose artifact store is the stage's
+    artifacts bucket, and points the pipeline's training jobs at it.
     """
     external = None if fresh else external_environment()
     embedded: EmbeddedEmulator | None = None
+    server: TrackingServer | None = None
     saved = {k: v for k, v in os.environ.items() if k.startswith(SESSION_VARIABLES)}
     labels: dict[str, str] = {}
     try:
@@ -372,13 +402,22 @@ def open_session(
             labels[localstack_url] = "LocalStack"
         endpoint = environment["AWS_ENDPOINT_URL"]
         labels.setdefault(endpoint, "moto (embedded)" if embedded else "external")
+        tracking_port = free_port() if tracking and embedded is not None else None
         if embedded is not None or (provision_resources and not _provisioned()):
-            deployment = provision(**(provision_options or {}))
+            options = dict(provision_options or {})
+            if tracking_port is not None:
+                options["tracking_uri"] = f"http://127.0.0.1:{tracking_port}"
+            deployment = provision(**options)
         else:
             deployment = existing_deployment()
+        if embedded is not None and tracking_port is not None:
+            server = _start_tracking(embedded, deployment, tracking_port)
+            environment = environment | {TrainingJobEnv.TRACKING_URI.value: server.url}
+            os.environ[TrainingJobEnv.TRACKING_URI.value] = server.url
+            labels[server.url] = "MLflow (local)"
         if record and embedded is not None:
             record_endpoint(environment)  # only now: other commands may use it from here on
-        yield Session(endpoint, deployment, embedded, labels)
+        yield Session(endpoint, deployment, embedded, labels, server)
     except EMULATOR_GONE_ERRORS as error:
         raise EmulatorGoneError(
             f"the AWS endpoint {os.environ.get('AWS_ENDPOINT_URL')} stopped answering ({error})"
@@ -388,6 +427,8 @@ def open_session(
             if record:
                 forget_endpoint()
             embedded.stop()
+        if server is not None:
+            server.stop()
         for name in [k for k in os.environ if k.startswith(SESSION_VARIABLES)]:
             if name not in saved:
                 os.environ.pop(name)

@@ -43,6 +43,7 @@ class JobSpec:
     max_runtime_seconds: int
     metric_definitions: list[dict[str, str]]
     instance_type: str = "ml.m5.large"
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,12 +73,20 @@ class TrainingRunner:
     """Runs jobs in threads; `s3_client` reaches the lake wherever it is (moto or LocalStack)."""
 
     def __init__(
-        self, work_dir: Path, s3_client: Callable[[], Any], python: str = sys.executable
+        self,
+        work_dir: Path,
+        s3_client: Callable[[], Any],
+        role_environment: Callable[[], dict[str, str]] = dict,
+        python: str = sys.executable,
     ) -> None:
         self.work_dir = work_dir
         self.s3_client = s3_client
+        # The job role's credentials, region and endpoints, as a container gets them in AWS.
+        self.role_environment = role_environment
         self.python = python
         self.threads: list[threading.Thread] = []
+        # Called before each job starts: a service the job depends on may still be starting.
+        self.before_job: Callable[[], None] | None = None
 
     def start(self, spec: JobSpec, report: Callable[[JobOutcome], None]) -> threading.Thread:
         thread = threading.Thread(
@@ -126,6 +135,11 @@ class TrainingRunner:
             shutil.copytree(submit_directory, target, dirs_exist_ok=True)
 
     def run(self, spec: JobSpec) -> JobOutcome:
+        if self.before_job is not None:
+            try:
+                self.before_job()
+            except Exception as error:  # the job runs regardless, as in AWS
+                log.warning("before training job %s: %s", spec.name, error)
         root = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=self.work_dir)) / "opt" / "ml"
         data_dir, config_dir = root / "input" / "data", root / "input" / "config"
         model_dir, output_dir, code_dir = root / "model", root / "output", root / "code"
@@ -159,8 +173,12 @@ class TrainingRunner:
         self._fetch_code(submit, code_dir)
         if not (code_dir / program).exists():
             raise TrainingJobError(f"entry point {program} not found in {submit}")
+        # The caller's Environment first: SageMaker's own variables cannot be overridden.
         environment = {
+            **spec.environment,
+            **self.role_environment(),
             "PATH": "/usr/bin:/bin",
+            "TRAINING_JOB_NAME": spec.name,
             "SM_MODEL_DIR": str(model_dir),
             "SM_INPUT_DIR": str(root / "input"),
             "SM_INPUT_CONFIG_DIR": str(config_dir),

@@ -23,6 +23,7 @@ from contracts.names import (
     RECENT_HOLDOUTS_PREFIX,
     REFERENCE_DATASET_KEY,
     TRAINING_ENTRY_SCRIPT,
+    TrainingJobEnv,
 )
 from contracts.schema import SCHEMA_VERSION
 from contracts.settings import Settings
@@ -59,7 +60,25 @@ def job_name(prefix: str, execution: str, dataset_hash: str) -> str:
     return f"{prefix}-{stamp}-{dataset_hash[:8]}-{suffix}"
 
 
-def build(s3: Any, settings: Settings, *, execution: str, retrain_reason: str) -> Dataset:
+def training_environment(settings: Settings, model_version: int) -> dict[str, str]:
+    """The training job's Environment: where to track the run, and the version it names."""
+    environment = {TrainingJobEnv.MODEL_VERSION.value: str(model_version)}
+    if settings.mlflow_tracking_uri:
+        environment |= {
+            TrainingJobEnv.TRACKING_URI.value: settings.mlflow_tracking_uri,
+            TrainingJobEnv.EXPERIMENT.value: settings.names.experiment,
+        }
+    return environment
+
+
+def build(
+    s3: Any,
+    settings: Settings,
+    *,
+    execution: str,
+    retrain_reason: str,
+    model_version: int = 1,
+) -> Dataset:
     bucket = settings.data_bucket
     _, manifest = prod.holdout(s3, bucket)
     never_train = set(manifest.row_hashes)
@@ -122,6 +141,8 @@ def build(s3: Any, settings: Settings, *, execution: str, retrain_reason: str) -
         "recent_holdout_rows": len(recent),
         "schema_version": SCHEMA_VERSION,
         "created_at": registry.now_iso(),
+        "retrain_reason": retrain_reason,
+        "model_version": model_version,
     }
     lake.write_json(s3, bucket, f"{prefix}manifest.json", document)
     hyperparameters = {"models": settings.training_models}
@@ -144,6 +165,6 @@ def build(s3: Any, settings: Settings, *, execution: str, retrain_reason: str) -
             "hyperparameters": hyperparameters,
             "stopping_condition": {"MaxRuntimeInSeconds": settings.training_max_seconds},
             "poll_seconds": settings.training_poll_seconds,
-            "retrain_reason": retrain_reason,
+            "training_environment": training_environment(settings, model_version),
         }
     )

@@ -14,6 +14,7 @@ price level). Which one the gate judges on:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from contracts.settings import GatePolicy, Settings
@@ -26,6 +27,16 @@ from training.predict import PriceModel
 
 RECENT = "recent data"
 MIN_RECENT_ROWS = 200
+
+
+# What the artifact's metadata may say about its name and run: anything else is dropped, since
+# the registry, the report and MLflow tags repeat it.
+MODEL_NAME = re.compile(r"^[a-z0-9-]{1,40}_[a-z0-9-]{1,40}_[a-z0-9-]{1,40}$")
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _matching(value: object, pattern: re.Pattern[str]) -> str:
+    return value if isinstance(value, str) and pattern.match(value) else ""
 
 
 def _metrics(model: PriceModel, frame: Any) -> dict[str, float]:
@@ -118,6 +129,8 @@ def evaluate(
             holdout_hash=str(candidate_model.metadata.get("holdout_hash", "")),
             code_version=str(candidate_model.metadata.get("code_version", "")),
             market_level=dataset.market_level,
+            model_name=_matching(candidate_model.metadata.get("model_name"), MODEL_NAME),
+            mlflow_run_id=_matching(candidate_model.metadata.get("mlflow_run_id"), RUN_ID),
         ),
         production=(
             ProductionRef(

@@ -21,11 +21,12 @@ from contracts.names import (
     REFERENCE_DATASET_KEY,
     PackageMetadata,
     Zone,
+    model_name,
 )
 from contracts.rollout import RolloutPolicy
 from contracts.schema import FEATURE_NAMES, SCHEMA_VERSION
 from contracts.settings import Settings
-from pipeline import batches, datasets, lake, promotion, rollout
+from pipeline import batches, datasets, lake, promotion, rollout, tracking
 from pipeline import production as prod
 from pipeline import report as run_report
 from pipeline.drift import drift_report, summarize
@@ -158,11 +159,15 @@ def _retrain_reason(event: dict[str, Any]) -> str:
 
 def build_dataset(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The reference data plus every accepted batch at today's price level, content-hashed."""
+    settings = _settings()
     dataset = datasets.build(
         boto3.client("s3"),
-        _settings(),
+        settings,
         execution=_run(event).execution,
         retrain_reason=_retrain_reason(event),
+        model_version=registry.next_version(
+            boto3.client("sagemaker"), settings.model_package_group
+        ),
     )
     return dataset.dump()
 
@@ -221,6 +226,9 @@ def register_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         PackageMetadata.RETRAIN_REASON: retrain_reason[:256],
         PackageMetadata.EXECUTION: _run(event).execution[:256],
         PackageMetadata.TRAINING_JOB: candidate.training_job,
+        PackageMetadata.MODEL_NAME: candidate.model_name
+        or model_name(candidate.family, dataset.model_version if dataset else 1),
+        PackageMetadata.MLFLOW_RUN_ID: candidate.mlflow_run_id,
     }
     registry.ensure_group(sagemaker, settings.model_package_group)
     record = registry.register(
@@ -242,6 +250,7 @@ def register_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         record = registry.set_status(
             sagemaker, record, registry.ApprovalStatus.PENDING, evaluation.reason
         )
+    tracking.link_run(settings.mlflow_tracking_uri, candidate.mlflow_run_id, record)
     return Registration(arn=record.arn, version=record.version, status=record.status).dump()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts.names import figure_name
 from pipeline.state import BatchVerdict, RunState, Validation
 from training.evaluate import decile_metrics
 from training.explain import group_contributions
 from training.predict import PriceModel
+
+
+def _save_figure(fig: Any, directory: Path, topic: str) -> str:
+    """Save as `<topic>_diamonds_<date>.png` (names.figure_name) and return that name."""
+    import matplotlib.pyplot as plt
+
+    name = figure_name(topic, dt.date.today().isoformat())
+    fig.tight_layout()
+    fig.savefig(directory / name, dpi=90)
+    plt.close(fig)
+    return name
 
 
 def _plots(model: PriceModel, holdout: pd.DataFrame, directory: Path) -> list[str]:
@@ -33,10 +46,7 @@ def _plots(model: PriceModel, holdout: pd.DataFrame, directory: Path) -> list[st
     ax.set_xlabel("actual price (USD)")
     ax.set_ylabel("predicted price (USD)")
     ax.set_title("Predicted vs actual, frozen holdout")
-    fig.tight_layout()
-    fig.savefig(directory / "predicted_vs_actual.png", dpi=90)
-    plt.close(fig)
-    files.append("predicted_vs_actual.png")
+    files.append(_save_figure(fig, directory, "predicted vs actual"))
 
     deciles = decile_metrics(actual, predicted)
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -44,10 +54,7 @@ def _plots(model: PriceModel, holdout: pd.DataFrame, directory: Path) -> list[st
     ax.set_xlabel("price decile (1 = cheapest)")
     ax.set_ylabel("MAPE (%)")
     ax.set_title("Error per price decile, frozen holdout")
-    fig.tight_layout()
-    fig.savefig(directory / "error_per_decile.png", dpi=90)
-    plt.close(fig)
-    files.append("error_per_decile.png")
+    files.append(_save_figure(fig, directory, "error per decile"))
 
     sample = holdout.sample(min(2000, len(holdout)), random_state=0).reset_index(drop=True)
     names, grouped = group_contributions(model.contributions(sample))
@@ -57,10 +64,7 @@ def _plots(model: PriceModel, holdout: pd.DataFrame, directory: Path) -> list[st
     ax.barh([names[i] for i in order], importance[order])
     ax.set_xlabel("mean |contribution| to log price")
     ax.set_title("Top contributions (2,000 holdout stones)")
-    fig.tight_layout()
-    fig.savefig(directory / "top_contributions.png", dpi=90)
-    plt.close(fig)
-    files.append("top_contributions.png")
+    files.append(_save_figure(fig, directory, "top contributions"))
     return files
 
 
@@ -77,10 +81,7 @@ def _drift_plot(drift: list[dict[str, Any]], directory: Path) -> str:
     ax.axvline(0.25, color="red", ls="--", lw=1)
     ax.set_xlabel("PSI vs training data (0.1 moderate, 0.25 shifted)")
     ax.set_title("Drift per feature")
-    fig.tight_layout()
-    fig.savefig(directory / "drift.png", dpi=90)
-    plt.close(fig)
-    return "drift.png"
+    return _save_figure(fig, directory, "drift")
 
 
 def _verdict_plot(verdict: BatchVerdict, directory: Path) -> str | None:
@@ -103,10 +104,7 @@ def _verdict_plot(verdict: BatchVerdict, directory: Path) -> str | None:
     name = f"v{verdict.production_version}" if verdict.production_version else ""
     ax.set_title(f"Production {name}'s errors: this batch vs its holdout ({verdict.kind})")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(directory / "verdict.png", dpi=90)
-    plt.close(fig)
-    return "verdict.png"
+    return _save_figure(fig, directory, "verdict")
 
 
 def _outcome(run: RunState) -> str | None:
@@ -225,8 +223,9 @@ def write_report(
         for d in drift:
             ks = f"{d['ks']:.3f}" if d.get("ks") is not None else ""
             lines.append(f"| {d['feature']} | {d['psi']:.3f} | {ks} | {d['level']} |")
-        files.append(_drift_plot(drift, directory))
-        lines += ["", "![drift](drift.png)", ""]
+        plot = _drift_plot(drift, directory)
+        files.append(plot)
+        lines += ["", f"![drift]({plot})", ""]
     if run.drift_check is not None and run.drift_check.verdict is not None:
         lines += [f"Labelled data production has not seen: {run.drift_check.verdict.reason}", ""]
 
@@ -255,8 +254,9 @@ def write_report(
         lines += [
             "## Candidate model",
             "",
-            f"{candidate.family} from training job `{candidate.training_job}`; "
-            f"artifact sha256 `{candidate.artifact_sha256[:16]}...`.",
+            f"`{candidate.model_name or candidate.family}` from training job "
+            f"`{candidate.training_job}`; artifact sha256 `{candidate.artifact_sha256[:16]}...`"
+            + (f"; MLflow run `{candidate.mlflow_run_id}`." if candidate.mlflow_run_id else "."),
             "",
         ]
         version = evaluation.production.version if evaluation.production else None

@@ -113,6 +113,10 @@ class Dataset(StateModel):
     stopping_condition: dict[str, int] = Field(default_factory=dict)
     poll_seconds: int = 30
     retrain_reason: str = ""
+    # The registry version the model will get if registered (it names the model), and the
+    # training job's Environment (the tracking server, the experiment, that version).
+    model_version: int = 1
+    training_environment: dict[str, str] = Field(default_factory=dict)
 
 
 class Candidate(StateModel):
@@ -126,6 +130,8 @@ class Candidate(StateModel):
     holdout_hash: str = ""
     code_version: str = ""
     market_level: float = 0.0
+    model_name: str = ""
+    mlflow_run_id: str = ""
 
 
 class Scores(StateModel):

@@ -6,12 +6,13 @@ a person thinks of as one thing (carat, x, y, z: the stone's size) are shown as 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from contracts.schema import EXPLANATION_GROUPS, FEATURES, explanation_group
+from contracts.schema import EXPLANATION_GROUPS, FEATURES, example_diamond, explanation_group
 from training.features import Columns
 from training.predict import FeatureContributions, PriceModel
 
@@ -110,3 +111,24 @@ def explain(model: PriceModel, rows: Columns) -> list[PriceExplanation]:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def one_price_latency_ms(
+    model: PriceModel, *, calls: int = 200, rounds: int = 1
+) -> tuple[float, float]:
+    """p50 and p99 (ms) of one price with its explanation, in process, as serving computes it:
+    the lowest of `rounds` rounds, as timeit does, because on a shared VM another tenant's burst
+    (CPU steal) inflates a tail that is not the model's."""
+    row = {name: [value] for name, value in example_diamond().items()}
+    for _ in range(20):
+        explain(model, row)
+    percentiles = []
+    for _ in range(rounds):
+        timings = np.empty(calls)
+        for i in range(calls):
+            tick = time.perf_counter()
+            explain(model, row)
+            timings[i] = time.perf_counter() - tick
+        percentiles.append(np.percentile(timings, [50, 99]) * 1e3)
+    p50, p99 = np.min(np.asarray(percentiles), axis=0)
+    return float(p50), float(p99)

@@ -131,6 +131,28 @@ def list_packages(client: Any, group: str) -> list[PackageRecord]:
     return sorted(records, key=lambda r: r.version)
 
 
+def next_version(client: Any, group: str) -> int:
+    """The version the group's next package gets: one more than the newest (1 when empty).
+
+    Two pipeline runs that overlap can both read the same number; the later registration then
+    gets the next one, and its model keeps the name it was trained under (the package's
+    `model_name` metadata says which name that is)."""
+    newest = 0
+    kwargs: dict[str, Any] = {"ModelPackageGroupName": group}
+    while True:
+        try:
+            page = client.list_model_packages(**kwargs)
+        except client.exceptions.ClientError as error:
+            if "does not exist" in str(error):  # no group yet: nothing registered
+                return 1
+            raise
+        for summary in page["ModelPackageSummaryList"]:
+            newest = max(newest, int(summary.get("ModelPackageVersion", 0)))
+        if not page.get("NextToken"):
+            return newest + 1
+        kwargs["NextToken"] = page["NextToken"]
+
+
 def production(records: list[PackageRecord]) -> PackageRecord | None:
     """The Approved package approved most recently, or None: an empty registry is a valid start."""
     approved = [r for r in records if r.status == ApprovalStatus.APPROVED]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from contracts.settings import TrainingJobSettings
 from training.hyperparameters import parse_hyperparameters
+from training.tracking import DatasetInfo, TrackingConfig, open_tracking
 from training.train import metric_lines, train_and_evaluate
 from training.validate import ROW_COLUMN, validate_batch
 
@@ -58,12 +59,26 @@ def read_channel(directory: Path, channel: str) -> tuple[pd.DataFrame, list[str]
 
 
 def run(settings: TrainingJobSettings) -> None:
-    params = parse_hyperparameters(settings.hyperparameters())
+    raw_parameters = settings.hyperparameters()
+    params = parse_hyperparameters(raw_parameters)
     training, sources = read_channel(settings.train_channel, "train")
     holdout, _ = read_channel(settings.holdout_channel, "holdout")
-    outcome = train_and_evaluate(training, holdout, params, sources=sources, progress=log.info)
-    settings.model_dir.mkdir(parents=True, exist_ok=True)
-    outcome.save(settings.model_dir, settings.output_data_dir)
+    dataset = DatasetInfo.from_channel(settings.train_channel, len(training), sources)
+    tracking = open_tracking(TrackingConfig.from_environment())
+    tracked = {k: v for k, v in raw_parameters.items() if not k.startswith("sagemaker_")}
+    with tracking.run(tracked, dataset):
+        outcome = train_and_evaluate(
+            training,
+            holdout,
+            params,
+            sources=sources,
+            progress=log.info,
+            on_candidate=tracking.candidate,
+        )
+        outcome.model.metadata.update(tracking.model_metadata(outcome.model.family))
+        settings.model_dir.mkdir(parents=True, exist_ok=True)
+        outcome.save(settings.model_dir, settings.output_data_dir)
+        tracking.finish(outcome, settings.output_data_dir)
     for line in metric_lines(outcome.model.metadata["metrics"]):
         print(line, flush=True)
 

@@ -54,6 +54,16 @@ class TrainingOutcome:
             write_leaderboard(self.leaderboard, report_dir)
 
 
+@dataclass(frozen=True)
+class CandidateResult:
+    """One fitted candidate, as train_and_evaluate hands it to an observer (e.g. tracking)."""
+
+    entry: LeaderboardEntry
+    model: PriceModel
+    holdout_prices: np.ndarray
+    holdout_predictions: np.ndarray
+
+
 @dataclass
 class ClassicSplit:
     training: pd.DataFrame
@@ -86,6 +96,7 @@ def train_and_evaluate(
     *,
     sources: list[str] | None = None,
     progress: Callable[[str], None] = log.info,
+    on_candidate: Callable[[CandidateResult], None] | None = None,
 ) -> TrainingOutcome:
     training_rows = with_row_hashes(training_rows)
     holdout = with_row_hashes(holdout)
@@ -110,11 +121,11 @@ def train_and_evaluate(
     for family in params.models:
         progress(f"fitting {family} ...")
         fitted = FITTERS[family](fit, validation, params)
-        holdout_metrics = regression_metrics(holdout_prices, fitted.model.predict(holdout))
+        holdout_predictions = fitted.model.predict(holdout)
+        holdout_metrics = regression_metrics(holdout_prices, holdout_predictions)
         validation_metrics = regression_metrics(validation_prices, fitted.validation_prices)
-        entries.append(
-            LeaderboardEntry(family, validation_metrics, holdout_metrics, fitted.fit_seconds)
-        )
+        entry = LeaderboardEntry(family, validation_metrics, holdout_metrics, fitted.fit_seconds)
+        entries.append(entry)
         fitted_models[family] = fitted.model
         validation_predictions[family] = fitted.validation_prices
         progress(
@@ -123,6 +134,8 @@ def train_and_evaluate(
             f"R² {holdout_metrics.r2:.4f} "
             f"({fitted.fit_seconds:.1f} s)"
         )
+        if on_candidate is not None:
+            on_candidate(CandidateResult(entry, fitted.model, holdout_prices, holdout_predictions))
     best = min(entries, key=lambda e: e.validation.mape)
     best.selected = True
     model = fitted_models[best.family]

@@ -6,6 +6,7 @@ event delivered twice, a crashing training job, a corrupt batch, two batches at 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -22,6 +23,7 @@ from contracts.names import (
     AslSubstitution,
     Env,
     StageNames,
+    figure_name,
 )
 from contracts.settings import Settings
 from local_emulation.cli import app
@@ -281,7 +283,8 @@ def test_shuffled_prices_are_quarantined_before_any_training_job(deployment: Dep
     assert not record.trainable and record.verdict == "inconsistent"
     # AND the run report says so, with the residual chart
     report = read_text(deployment, f"reports/{result.name}/report.md")
-    assert "Batch quarantined before training" in report and "![verdict](verdict.png)" in report
+    chart = figure_name("verdict", dt.date.today().isoformat())
+    assert "Batch quarantined before training" in report and f"![verdict]({chart})" in report
 
 
 def test_two_batches_in_quick_succession_give_two_runs_and_a_consistent_registry(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
+from contracts.names import figure_name
 from pipeline.report import outcome_line, write_report
 from pipeline.state import RunState
 
@@ -39,7 +41,8 @@ def test_the_report_of_a_market_shift_shows_the_verdict_the_evidence_and_both_ho
     assert "Shift per decile of production's price" in report
     assert "On the frozen holdout" in report and "On the recent data" in report
     assert "(the gate judged on this)" in report
-    assert "verdict.png" in files and (tmp_path / "verdict.png").stat().st_size > 1000
+    verdict = figure_name("verdict", dt.date.today().isoformat())
+    assert verdict in files and (tmp_path / verdict).stat().st_size > 1000
 
 
 def test_the_report_of_inconsistent_labels_says_no_training_started(tmp_path: Path) -> None:
@@ -50,4 +53,4 @@ def test_the_report_of_inconsistent_labels_says_no_training_started(tmp_path: Pa
     report = (tmp_path / "report.md").read_text()
     assert "Batch quarantined before training" in report
     assert "No training job was started; production is unchanged." in report
-    assert "![verdict](verdict.png)" in report
+    assert f"![verdict]({figure_name('verdict', dt.date.today().isoformat())})" in report

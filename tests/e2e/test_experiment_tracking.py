@@ -1,0 +1,129 @@
+"""Experiment tracking end to end: the pipeline's training job is an MLflow run on the tracking
+server the emulator starts, its artifacts in the emulated S3, linked both ways to the registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from contracts.names import MLFLOW_ARTIFACTS_PREFIX, PackageMetadata, StageNames, model_name
+from local_emulation.provision import client
+from local_emulation.session import Session, open_session
+from local_emulation.simulate import make_batches
+from pipeline.tracking import PACKAGE_ARN_TAG, PACKAGE_VERSION_TAG
+from training import registry
+
+pytestmark = pytest.mark.slow
+CANDIDATES = ("linear", "tree", "lightgbm")
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, str]]:
+    """One batch through the pipeline of a session with tracking on; the run's execution."""
+    with open_session(fresh=True, tracking=True) as session:
+        batch = make_batches(1, rows=3000)[0]
+        path = batch.write(tmp_path_factory.mktemp("batches"))
+        landed = dt.datetime.now(dt.UTC)
+        key = session.land_batch(path, batch.name)
+        (result,) = session.run_triggers(lambda *_: None, landed=(key, landed))
+        assert result.status == "SUCCEEDED", result.cause
+        assert session.embedded is not None
+        session.embedded.settle()
+        yield session, result.name
+
+
+def _experiment_runs(session: Session) -> list[object]:
+    assert session.tracking is not None
+    tracker = MlflowClient(tracking_uri=session.tracking.url)
+    experiment = tracker.get_experiment_by_name(StageNames().experiment)
+    assert experiment is not None, "no experiment facet-dev on the tracking server"
+    return list(tracker.search_runs([experiment.experiment_id]))
+
+
+def test_the_training_job_is_a_run_with_a_nested_run_per_candidate(
+    tracked_run: tuple[Session, str],
+) -> None:
+    session, _ = tracked_run
+    runs = _experiment_runs(session)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]  # type: ignore[attr-defined]
+    (parent,) = parents
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]  # type: ignore[attr-defined]
+    # the parent: the job's hyperparameters, data and code, and the winner's holdout metrics
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["models"] == ",".join(CANDIDATES)
+    assert parent.data.tags["facet.training_job"].startswith(StageNames().training_job_prefix)
+    assert len(parent.data.tags["facet.dataset_hash"]) == 64
+    assert parent.data.tags["facet.batches"].startswith("raw/diamonds_raw_")
+    assert 0 < parent.data.metrics["holdout_mape"] < 0.2
+    # one nested run per candidate, each with validation and holdout metrics, timings, a model
+    assert sorted(c.data.params["family"] for c in children) == sorted(CANDIDATES)
+    for child in children:
+        metrics = child.data.metrics
+        for name in ("validation_mape", "holdout_mape", "holdout_rmse", "holdout_r2"):
+            assert 0 < metrics[name] < 10_000, (child.info.run_name, name, metrics)
+        assert metrics["fit_seconds"] > 0 and 0 < metrics["explain_p99_ms"] < 1_000
+    winner = parent.data.tags["facet.selected_family"]
+    assert parent.data.tags["facet.model_name"] == model_name(winner, 1)
+
+
+def test_the_model_and_figures_land_in_the_artifacts_bucket_under_their_names(
+    tracked_run: tuple[Session, str],
+) -> None:
+    session, _ = tracked_run
+    s3 = client("s3")
+    bucket = session.deployment.artifacts_bucket
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=MLFLOW_ARTIFACTS_PREFIX
+        )
+        for item in page.get("Contents", [])
+    ]
+    assert session.tracking is not None
+    tracker = MlflowClient(tracking_uri=session.tracking.url)
+    experiment = tracker.get_experiment_by_name(StageNames().experiment)
+    assert experiment is not None
+    logged = tracker.search_logged_models([experiment.experiment_id])
+    assert sorted(m.name for m in logged) == sorted(model_name(f, 1) for f in CANDIDATES)
+    for model in logged:
+        # the logged model's files are in the emulated S3, where its artifact location says
+        location = model.artifact_location.removeprefix(f"s3://{bucket}/")
+        assert f"{location}/metadata.json" in keys, (model.name, location)
+        metadata = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{location}/metadata.json")["Body"].read()
+        )
+        assert metadata["model_family"] == model.params["family"]
+    today = dt.date.today().isoformat()
+    figures = [Path(k).name for k in keys if k.endswith(".png")]
+    assert f"predicted-vs-actual-lightgbm_diamonds_{today}.png" in figures, figures
+    assert any(Path(k).name == "leaderboard.json" for k in keys)
+
+
+def test_the_package_and_the_run_point_at_each_other(tracked_run: tuple[Session, str]) -> None:
+    session, _ = tracked_run
+    (package,) = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
+    run_id = package.metadata[PackageMetadata.MLFLOW_RUN_ID]
+    assert session.tracking is not None
+    run = MlflowClient(tracking_uri=session.tracking.url).get_run(run_id)
+    assert run.data.tags[PACKAGE_ARN_TAG] == package.arn
+    assert run.data.tags[PACKAGE_VERSION_TAG] == str(package.version)
+    assert package.metadata[PackageMetadata.MODEL_NAME] == run.data.tags["facet.model_name"]
+    assert package.metadata[PackageMetadata.MODEL_NAME] == model_name(
+        package.metadata[PackageMetadata.MODEL_FAMILY], package.version
+    )
+
+
+def test_the_run_report_names_its_figures_by_the_convention(
+    tracked_run: tuple[Session, str], tmp_path: Path
+) -> None:
+    session, execution = tracked_run
+    directory = session.download_report(execution, tmp_path)
+    today = dt.date.today().isoformat()
+    names = sorted(p.name for p in directory.glob("*.png"))
+    assert f"predicted-vs-actual_diamonds_{today}.png" in names, names
+    assert all(name.endswith(f"_diamonds_{today}.png") for name in names), names
