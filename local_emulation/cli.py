@@ -23,10 +23,17 @@ import boto3
 import typer
 
 from contracts.api import API_KEY_HEADER
-from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env
+from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env, StageNames, TrainingJobEnv
 from contracts.schema import example_diamond
 from contracts.settings import Settings
-from local_emulation import failpoints, localstack, rehearsal, rest_api, rollout_view
+from local_emulation import (
+    experiments_view,
+    failpoints,
+    localstack,
+    rehearsal,
+    rest_api,
+    rollout_view,
+)
 from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
 from local_emulation.provision import client, serving_environment
@@ -39,6 +46,7 @@ from local_emulation.session import (
     Session,
     deploy_function,
     open_session,
+    recorded_environment,
     require_pipeline,
     require_promotion,
     service_backends,
@@ -171,7 +179,7 @@ def print_models(session: Session) -> None:
         typer.echo("The registry is empty: no model has been trained yet.")
     else:
         typer.echo(
-            f"{'ver':>3}  {'status':<32} {'MAPE':>6} {'RMSE':>5} {'R²':>6}  "
+            f"{'ver':>3}  {'name':<20} {'status':<32} {'MAPE':>6} {'RMSE':>5} {'R²':>6}  "
             f"{'recent':>6}  {'dataset':<12} reason"
         )
         for record in records:
@@ -183,8 +191,9 @@ def print_models(session: Session) -> None:
             dataset = record.metadata.get("dataset_hash", "")[:12]
             reason = record.description or record.metadata.get("reason", "")
             recent_text = f"{recent:.2%}" if recent is not None else "—"
+            name = record.metadata.get(registry.PackageMetadata.MODEL_NAME, "")[:20]
             typer.echo(
-                f"{record.version:>3}  {status:<32} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
+                f"{record.version:>3}  {name:<20} {status:<32} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
                 f"{r2 or 0:>6.4f}  {recent_text:>6}  {dataset:<12} {reason}"
             )
         typer.echo(
@@ -370,6 +379,13 @@ def demo(
             "cloud API (the web page asks for it)."
         ),
     ] = None,
+    tracking: Annotated[
+        bool,
+        typer.Option(
+            "--tracking/--no-tracking",
+            help="Track every training job in a local MLflow tracking server (its URL is shown).",
+        ),
+    ] = True,
 ) -> None:
     """The whole system locally: emulator, resources, batches, pipeline runs, registry, API.
 
@@ -396,11 +412,17 @@ def demo(
             fresh=external is None,
             localstack_url=use_localstack,
             provision_options=stand_in if use_localstack else None,
+            tracking=tracking,
         ) as session:
             elapsed = time.monotonic() - started
             typer.echo(f"resources provisioned ({elapsed:.1f} s); where each service runs:")
             for service, endpoint, label in service_backends(session.labels):
                 typer.echo(f"  {service:<14} {label:<16} {endpoint}")
+            if session.tracking is not None:
+                typer.echo(
+                    f"  {'MLflow':<14} {'(local)':<16} {session.tracking.url}  "
+                    "(experiments: each training job's run appears there)"
+                )
             directory = Path("build/batches")
             plan = make_batches(len(changes), rows=rows, changes=changes)
             for index, batch in enumerate(plan):
@@ -434,6 +456,7 @@ def demo(
                         "  .venv/bin/facet batches\n"
                         "  .venv/bin/facet rollback 1   (rolls out at once)\n"
                         "  .venv/bin/facet rollout      (versions, weights, alarms)\n"
+                        "  .venv/bin/facet experiments  (MLflow runs and their candidates)\n"
                         f"  .venv/bin/facet ingest build/batches/{plan[0].name}\n"
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
                     )
@@ -505,11 +528,17 @@ def rollout() -> None:
 @app.command()
 def emulator(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = DEFAULT_PORT,
+    tracking: Annotated[
+        bool,
+        typer.Option("--tracking/--no-tracking", help="Start a local MLflow tracking server."),
+    ] = True,
 ) -> None:
     """Run the embedded emulator (moto + local compute) with Facet's resources until Ctrl-C."""
 
     def run() -> None:
-        with open_session(port=port, record=True, fresh=True) as session:
+        with open_session(port=port, record=True, fresh=True, tracking=tracking) as session:
+            if session.tracking is not None:
+                typer.echo(f"MLflow tracking server at {session.tracking.url}")
             _wait_for_interrupt(
                 f"AWS emulator at {session.endpoint} with Facet provisioned.\n"
                 "Other commands find it via .facet/endpoint.json, or: "
@@ -594,6 +623,43 @@ def pipeline_run(
             _show_report(session, result)
 
     _guard(run)
+
+
+@app.command()
+def experiments(
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking server: a URL, or a SageMaker MLflow tracking server's ARN. "
+            "Default: the one a running `facet demo` or `facet emulator` started."
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Whose experiment (facet-<stage>); default FACET_STAGE.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Newest runs to show.")] = 10,
+) -> None:
+    """Training runs (MLflow): each job's winner, its candidates and their metrics."""
+    recorded = recorded_environment() or {}
+    uri = (
+        tracking_uri
+        or os.environ.get(TrainingJobEnv.TRACKING_URI.value)
+        or recorded.get(TrainingJobEnv.TRACKING_URI.value)
+    )
+    if not uri:
+        _fail(
+            "no MLflow tracking server: start `facet demo` or `facet emulator` (they start one), "
+            "or pass --tracking-uri (a URL or a SageMaker MLflow tracking server ARN)"
+        )
+        return
+    try:
+        experiment = StageNames(stage or Settings().stage).experiment
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--stage") from None
+    try:
+        experiments_view.print_experiments(uri, experiment, limit, typer.echo)
+    except Exception as error:  # the server's answer, whatever it is, as one line
+        _fail(f"the tracking server at {uri} did not answer: {type(error).__name__}: {error}")
 
 
 @app.command()

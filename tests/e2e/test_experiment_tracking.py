@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from contracts.names import MLFLOW_ARTIFACTS_PREFIX, PackageMetadata, StageNames, model_name
+from local_emulation.cli import app
 from local_emulation.provision import client
 from local_emulation.session import Session, open_session
 from local_emulation.simulate import make_batches
@@ -127,3 +129,42 @@ def test_the_run_report_names_its_figures_by_the_convention(
     names = sorted(p.name for p in directory.glob("*.png"))
     assert f"predicted-vs-actual_diamonds_{today}.png" in names, names
     assert all(name.endswith(f"_diamonds_{today}.png") for name in names), names
+
+
+def test_facet_experiments_lists_the_run_its_candidates_and_shows_tags_as_text(
+    tracked_run: tuple[Session, str],
+) -> None:
+    session, _ = tracked_run
+    assert session.tracking is not None
+    tracker = MlflowClient(tracking_uri=session.tracking.url)
+    (package,) = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
+    run_id = package.metadata[PackageMetadata.MLFLOW_RUN_ID]
+    # a tag anyone with access to the tracking server could have written
+    tracker.set_tag(run_id, "facet.model_name", "\x1b[2J\x1b[31mlgbm_diamonds_v1")
+    try:
+        result = CliRunner().invoke(
+            app, ["experiments", "--tracking-uri", session.tracking.url, "--limit", "5"]
+        )
+    finally:
+        tracker.set_tag(run_id, "facet.model_name", package.metadata[PackageMetadata.MODEL_NAME])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "\x1b" not in result.output
+    assert any("[2J[31mlgbm_diamonds_v1" in line and "registry v1" in line for line in lines)
+    assert any(line.strip().startswith(f"run {run_id}") for line in lines)
+    candidates = [line for line in lines if "validation MAPE" in line]
+    assert sorted(
+        line.split()[1 if line.lstrip().startswith("*") else 0] for line in candidates
+    ) == sorted(CANDIDATES)
+    winner = package.metadata[PackageMetadata.MODEL_FAMILY]
+    assert [line.split()[1] for line in candidates if line.lstrip().startswith("*")] == [winner]
+
+
+def test_facet_experiments_without_a_tracking_server_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .facet/endpoint.json here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = CliRunner().invoke(app, ["experiments"])
+    assert result.exit_code == 2
+    assert "no MLflow tracking server" in result.output and "--tracking-uri" in result.output
