@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,40 @@ def test_entry_point_reads_sm_hps_as_sagemaker_sets_it(
     completed = run_entry(env)
     assert completed.returncode == 0, completed.stderr
     assert load_model(tmp_path / "model").family == "linear"
+
+
+def test_without_a_tracking_uri_the_job_tracks_nothing_and_says_so_once(
+    tmp_path: Path, classic: ClassicSplit
+) -> None:
+    env = container_layout(tmp_path, classic, {"models": "linear"}, train_rows=500)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["FACET_MODEL_VERSION"] = "7"
+    completed = run_entry(env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    output = completed.stdout + completed.stderr
+    assert output.count("experiment tracking is off: MLFLOW_TRACKING_URI is not set") == 1
+    metadata = load_model(tmp_path / "model").metadata
+    assert metadata["model_name"] == "linear_diamonds_v7"
+    assert "mlflow_run_id" not in metadata
+
+
+def test_a_tracking_server_that_does_not_answer_costs_the_run_not_the_model(
+    tmp_path: Path, classic: ClassicSplit
+) -> None:
+    env = container_layout(tmp_path, classic, {"models": "linear"}, train_rows=500)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env |= {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    }
+    env.pop("FACET_MODEL_VERSION", None)
+    completed = run_entry(env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "experiment tracking stopped (start the run" in completed.stdout + completed.stderr
+    metadata = load_model(tmp_path / "model").metadata
+    assert metadata["model_name"] == "linear_diamonds_draft"
+    assert "mlflow_run_id" not in metadata
+    assert (tmp_path / "output" / "data" / "leaderboard.json").exists()
