@@ -58,6 +58,7 @@ from infra.assets import (
 from infra.config import PushedImages
 from infra.data_lake import DataLake
 from infra.dead_letters import DeadLetters
+from infra.experiments import RUN_LINKER_ACTIONS, RUN_WRITER_ACTIONS, ExperimentTracking
 from infra.images import ContainerImage
 from infra.nag import Nag, ScopedArn, StageArns, bucket, bucket_objects, service_arn
 from infra.stages import StageProfile
@@ -127,6 +128,7 @@ class Grants:
     production_parameter: bool = False  # write (the deploy function only)
     production_read: bool = False
     put_metrics: bool = False
+    link_runs: bool = False  # tag MLflow runs with their model package
 
 
 HOLDOUT = HOLDOUT_KEY.rsplit("/", 1)[0] + "/"
@@ -157,6 +159,7 @@ STEP_GRANTS = {
     "build_dataset": Grants(
         read=(Zone.CURATED.prefix(), Zone.VALIDATED.prefix()),
         write=(DATASETS_PREFIX, RECENT_HOLDOUTS_PREFIX),
+        registry_read=True,  # the next package version, which names the model
     ),
     "evaluate_model": Grants(
         read=(HOLDOUT, RECENT_HOLDOUTS_PREFIX),
@@ -166,7 +169,7 @@ STEP_GRANTS = {
         describe_training=True,
         production_read=True,
     ),
-    "register_model": Grants(registry_read=True, registry_write=True),
+    "register_model": Grants(registry_read=True, registry_write=True, link_runs=True),
     "deploy_model": Grants(
         read=(Zone.INFERENCE.prefix(),),  # the shadow period's comparisons, for its report
         write=(Zone.REPORTS.prefix(),),
@@ -211,6 +214,7 @@ class TrainingPipeline(Construct):
             "on the registry's state-change events (pipeline/promotion.py).",
         )
         self.production_parameter.apply_removal_policy(lifecycle.PRODUCTION_POINTER.policy)
+        self.experiments = ExperimentTracking(self, "Experiments", names=names, lake=lake)
         self.training_role = self._training_role()
         # The image every registered package names: deployable as-is to a SageMaker endpoint or
         # a batch transform job (the same serving code, answering /ping and /invocations).
@@ -240,6 +244,7 @@ class TrainingPipeline(Construct):
             Env.APPROVAL_MODE.value: rollout.approval,
             Env.SHADOW_SAMPLE.value: f"{rollout.shadow_sample:g}",
             Env.SHADOW_MINUTES.value: str(rollout.shadow_minutes),
+            Env.MLFLOW_TRACKING_URI.value: self.experiments.tracking_uri,
         }
         self.shadow_scheduler = iam.Role(
             self,
@@ -457,6 +462,8 @@ class TrainingPipeline(Construct):
                     },
                 )
             )
+        if grants.link_runs:
+            self.experiments.grant_runs(function, RUN_LINKER_ACTIONS)
         self.lake.key.grant_encrypt_decrypt(function)
         acknowledge_common(nag, metrics=grants.put_metrics)
         if handler == "deploy_model":
@@ -571,6 +578,9 @@ class TrainingPipeline(Construct):
             )
         )
         self.lake.key.grant_encrypt_decrypt(role)
+        # Experiment tracking: the job's runs on the stage's server, their artifacts in S3.
+        self.experiments.grant_runs(role, RUN_WRITER_ACTIONS)
+        self.experiments.grant_artifacts(role, write=True)
         training_logs = service_arn("logs", "log-group:/aws/sagemaker/TrainingJobs:*")
         role.add_to_policy(
             iam.PolicyStatement(

@@ -363,9 +363,86 @@ def test_iam_s3_object_grants_are_scoped_to_zone_prefixes(synthesized: Synthesiz
                 text = json.dumps(resource)
                 assert re.search(
                     r"/(raw|validated|quarantine|curated/ledger|curated/datasets|curated/batches|"
-                    r"curated/recent-holdouts|reports|training-jobs|inference)/\*",
+                    r"curated/recent-holdouts|reports|training-jobs|inference|mlflow)/\*",
                     text,
                 ), (where, text)
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_the_stage_has_a_small_mlflow_tracking_server_in_its_artifacts_bucket(
+    synthesized: Synthesized,
+) -> None:
+    (server,) = resources(
+        synthesized, "FacetTrainingPipeline", "AWS::SageMaker::MlflowTrackingServer"
+    ).values()
+    properties = server["Properties"]
+    assert properties["TrackingServerName"] == NAMES.tracking_server
+    assert properties["TrackingServerSize"] == "Small"
+    assert properties["AutomaticModelRegistration"] is False
+    # its own prefix of the stage's artifacts bucket (which the lake's KMS key encrypts)
+    uri = json.dumps(properties["ArtifactStoreUri"])
+    assert "/mlflow" in uri and "Artifacts" in uri, uri
+    role = properties["RoleArn"]["Fn::GetAtt"][0]
+    assert "ExperimentsServerRole" in role
+    # the server's role: get and put under mlflow/ only, list that prefix only, the lake's key
+    server_statements = [s for where, s in _statements(synthesized) if role[:-8] in where]
+    s3_objects = [s for s in server_statements if "s3:PutObject" in _actions(s)]
+    assert s3_objects and all(
+        '/mlflow/*"' in json.dumps(s["Resource"]) and json.dumps(s["Resource"]).count("*") == 1
+        for s in s3_objects
+    ), s3_objects
+    listing = [s for s in server_statements if "s3:ListBucket" in _actions(s)]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["mlflow/*"]}}]
+    assert any("kms:Decrypt" in _actions(s) for s in server_statements)
+    # the pipeline's functions are told where it is: its ARN, built from its name
+    functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
+    uris = {
+        json.dumps(f["Properties"]["Environment"]["Variables"][Env.MLFLOW_TRACKING_URI.value])
+        for f in functions.values()
+        if Env.MLFLOW_TRACKING_URI.value
+        in f["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    (tracking_uri,) = uris
+    assert f"mlflow-tracking-server/{NAMES.tracking_server}" in tracking_uri
+
+
+def test_mlflow_permissions_are_scoped_to_the_stages_server_and_to_who_needs_them(
+    synthesized: Synthesized,
+) -> None:
+    server_arn = f"mlflow-tracking-server/{NAMES.tracking_server}"
+    granted: dict[str, set[str]] = {}
+    for where, statement in _statements(synthesized):
+        mlflow_actions = {a for a in _actions(statement) if a.startswith("sagemaker-mlflow:")}
+        if not mlflow_actions:
+            continue
+        # always the one server, never a wildcard
+        assert json.dumps(statement["Resource"]).count(server_arn) == 1, (where, statement)
+        assert "*" not in json.dumps(statement["Resource"]).split(server_arn)[1], where
+        assert not any(a.endswith("*") for a in mlflow_actions), (where, mlflow_actions)
+        granted.setdefault(where.split("/")[-1], set()).update(mlflow_actions)
+    writers = [w for w in granted if "TrainingRole" in w]
+    linkers = [w for w in granted if "RegisterModel" in w]
+    assert len(writers) == 1 and len(linkers) == 1 and len(granted) == 2, sorted(granted)
+    assert {"sagemaker-mlflow:CreateRun", "sagemaker-mlflow:LogBatch"} <= granted[writers[0]]
+    assert granted[linkers[0]] == {"sagemaker-mlflow:GetRun", "sagemaker-mlflow:SetTag"}
+    # the training role may write the run's artifacts under mlflow/, nothing else of that bucket
+    training_puts = [
+        json.dumps(s["Resource"])
+        for where, s in _statements(synthesized)
+        if "TrainingRole" in where and "s3:PutObject" in _actions(s)
+    ]
+    assert any("/mlflow/*" in r for r in training_puts), training_puts
+
+
+def test_the_training_job_gets_its_environment_from_the_dataset_step(
+    synthesized: Synthesized,
+) -> None:
+    start = json.loads(raw_definition())["States"]["Start training job"]["Parameters"]
+    assert start["Environment.$"] == "$.dataset.training_environment"
 
 
 def test_each_role_can_only_be_passed_to_the_service_it_is_for(synthesized: Synthesized) -> None:
