@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from figures import Figures
@@ -67,19 +68,22 @@ BATCHES = 4
 BEFORE = {"first": "46 s idle, 170 s busy", "run": "~34 s"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
-    backend = parser.parse_args().backend
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    load_at_start = round(os.getloadavg()[0], 2)
-    port = free_port()
+@dataclass
+class DemoRun:
+    output: str
+    seconds: float
+    peak_rss_kb: int
+    peak_pss_kb: int
+
+    @property
+    def first_production_seconds(self) -> float:
+        return float(re.search(r"first production model ([\d.]+) s", self.output).group(1))  # type: ignore[union-attr]
+
+
+def run_demo(batches: int, arguments: list[str]) -> DemoRun:
+    """`facet demo --batches N --rows 5000 --exit ...` in its own process and a fresh directory,
+    as a user runs it, with the memory of its process tree sampled from /proc."""
     environment = clean_environment()
-    backend_arguments = (
-        ["--backend", "localstack", "--localstack-url", f"http://127.0.0.1:{free_port()}"]
-        if backend == "localstack"
-        else []
-    )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         process = subprocess.Popen(
@@ -89,15 +93,15 @@ def main() -> None:
                 "local_emulation",
                 "demo",
                 "--batches",
-                str(BATCHES),
+                str(batches),
                 "--rows",
                 "5000",
                 "--exit",
                 "--port",
-                str(port),
+                str(free_port()),
                 "--api-port",
                 str(free_port()),
-                *backend_arguments,
+                *arguments,
             ],
             cwd=tmp,
             env=environment,
@@ -122,7 +126,24 @@ def main() -> None:
     if process.returncode != 0:
         print(output)
         raise SystemExit(f"demo failed with exit code {process.returncode}")
-    first = float(re.search(r"first production model ([\d.]+) s", output).group(1))  # type: ignore[union-attr]
+    return DemoRun(output, total, peak["kb"], peak["pss_kb"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
+    backend = parser.parse_args().backend
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_at_start = round(os.getloadavg()[0], 2)
+    backend_arguments = (
+        ["--backend", "localstack", "--localstack-url", f"http://127.0.0.1:{free_port()}"]
+        if backend == "localstack"
+        else []
+    )
+    demo = run_demo(BATCHES, backend_arguments)
+    output, total = demo.output, demo.seconds
+    peak = {"kb": demo.peak_rss_kb, "pss_kb": demo.peak_pss_kb}
+    first = demo.first_production_seconds
     provisioned = float(re.search(r"resources provisioned \(([\d.]+) s\)", output).group(1))  # type: ignore[union-attr]
     runs = [float(v) for v in re.findall(r"=> .*\(([\d.]+) s\)", output)]
     verdicts = [float(v) for v in re.findall(r"judged in ([\d.]+) s", output)]

@@ -236,7 +236,8 @@ def register_model(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings.model_package_group,
         model_data_url=candidate.model_data_url,
         image=settings.serving_image,
-        metadata={str(k): v for k, v in metadata.items()},
+        # SageMaker refuses empty values: an absent key reads as "" (no run, no recent data).
+        metadata={str(k): v for k, v in metadata.items() if v},
         description=(
             f"{candidate.family} on dataset {candidate.dataset_hash[:12]}: {retrain_reason}"
         ),
