@@ -45,8 +45,8 @@ RUN_WRITER_ACTIONS: Final = (
     "sagemaker-mlflow:SetLoggedModelTags",
     "sagemaker-mlflow:LogLoggedModelParams",
 )
-# What the register function does: read the run, tag it with its package.
-RUN_LINKER_ACTIONS: Final = ("sagemaker-mlflow:GetRun", "sagemaker-mlflow:SetTag")
+# What the register function does: tag the run with its package (one log-batch call).
+RUN_LINKER_ACTIONS: Final = ("sagemaker-mlflow:LogBatch",)
 ARTIFACTS_WILDCARD_REASON: Final = (
     "MLflow names artifact objects <experiment>/<run>/artifacts/... under its own prefix of the "
     "artifacts bucket; the grant covers that prefix only."

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+import boto3
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -30,7 +31,7 @@ from botocore.exceptions import (
 from contracts.names import MLFLOW_ARTIFACTS_PREFIX, TrainingJobEnv, Zone
 from contracts.settings import Settings
 from local_emulation import localstack
-from local_emulation.emulator import REGION, EmbeddedEmulator, free_port
+from local_emulation.emulator import REGION, EmbeddedEmulator
 from local_emulation.provision import Deployment, client, deployment_names, provision
 from local_emulation.tracking_server import TrackingServer
 from local_emulation.triggers import ExecutionResult, drain, wait_for
@@ -342,19 +343,17 @@ def require_promotion(deployment: Deployment) -> None:
     )
 
 
-def _start_tracking(
-    embedded: EmbeddedEmulator, deployment: Deployment, port: int
-) -> TrackingServer:
-    """The stage's tracking server, started in the background; training jobs wait for it."""
+def _start_tracking(embedded: EmbeddedEmulator, stage: str | None) -> TrackingServer:
+    """The stage's tracking server, started in the background; training jobs wait for it. Its
+    artifact store is the bucket provisioning is about to create (names are deterministic)."""
+    account = client("sts").get_caller_identity()["Account"]
+    region = boto3.session.Session().region_name or REGION
+    names = deployment_names(account, region, stage or Settings().stage)
     server = TrackingServer(
         work_dir=embedded.work_dir / "mlflow",
-        artifact_root=f"s3://{deployment.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}",
+        artifact_root=f"s3://{names.artifacts_bucket}/{MLFLOW_ARTIFACTS_PREFIX}",
         s3_endpoint=str(client("s3").meta.endpoint_url),
-        credentials={
-            **localstack.CREDENTIALS,
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
-        },
-        port=port,
+        credentials={**localstack.CREDENTIALS, "AWS_DEFAULT_REGION": region},
     ).start()
     assert embedded.seams is not None
     embedded.seams.runner.before_job = server.wait_ready
@@ -402,19 +401,18 @@ def open_session(
             labels[localstack_url] = "LocalStack"
         endpoint = environment["AWS_ENDPOINT_URL"]
         labels.setdefault(endpoint, "moto (embedded)" if embedded else "external")
-        tracking_port = free_port() if tracking and embedded is not None else None
-        if embedded is not None or (provision_resources and not _provisioned()):
-            options = dict(provision_options or {})
-            if tracking_port is not None:
-                options["tracking_uri"] = f"http://127.0.0.1:{tracking_port}"
-            deployment = provision(**options)
-        else:
-            deployment = existing_deployment()
-        if embedded is not None and tracking_port is not None:
-            server = _start_tracking(embedded, deployment, tracking_port)
+        options = dict(provision_options or {})
+        if tracking and embedded is not None:
+            # Started first: its ~7 s start-up overlaps provisioning instead of the first job.
+            server = _start_tracking(embedded, options.get("stage"))
+            options["tracking_uri"] = server.url
             environment = environment | {TrainingJobEnv.TRACKING_URI.value: server.url}
             os.environ[TrainingJobEnv.TRACKING_URI.value] = server.url
             labels[server.url] = "MLflow (local)"
+        if embedded is not None or (provision_resources and not _provisioned()):
+            deployment = provision(**options)
+        else:
+            deployment = existing_deployment()
         if record and embedded is not None:
             record_endpoint(environment)  # only now: other commands may use it from here on
         yield Session(endpoint, deployment, embedded, labels, server)

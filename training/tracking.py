@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from contracts.names import TrainingJobEnv, asset_name, figure_name, model_name
 from training.explain import one_price_latency_ms
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from training.predict import PriceModel
     from training.train import CandidateResult, TrainingOutcome
 
@@ -37,7 +37,7 @@ LOGGED_MODEL_TYPE: Final = "facet-price-model"
 # MLflow caps a tag value at 8,000 characters; the full batch list is an artifact beside it.
 TAG_LIMIT: Final = 5000
 # Calls to time one price with its explanation per candidate: enough for a p99 of the tail.
-LATENCY_CALLS: Final = 200
+LATENCY_CALLS: Final = 100
 
 
 @dataclass(frozen=True)
@@ -260,8 +260,10 @@ def _predicted_vs_actual(result: CandidateResult, title: str) -> Any:
 
     actual: np.ndarray = result.holdout_prices
     predicted: np.ndarray = result.holdout_predictions
+    # 2,000 stones draw the same picture as 10,000 at a fifth of the cost.
+    shown = np.random.default_rng(0).permutation(len(actual))[:2000]
     figure, axes = plt.subplots(figsize=(5, 5))
-    axes.scatter(actual, predicted, s=2, alpha=0.3)
+    axes.scatter(actual[shown], predicted[shown], s=3, alpha=0.4)
     top = float(max(actual.max(), predicted.max()))
     axes.plot([0, top], [0, top], color="black", linewidth=0.8)
     axes.set(

@@ -428,7 +428,7 @@ def test_mlflow_permissions_are_scoped_to_the_stages_server_and_to_who_needs_the
     linkers = [w for w in granted if "RegisterModel" in w]
     assert len(writers) == 1 and len(linkers) == 1 and len(granted) == 2, sorted(granted)
     assert {"sagemaker-mlflow:CreateRun", "sagemaker-mlflow:LogBatch"} <= granted[writers[0]]
-    assert granted[linkers[0]] == {"sagemaker-mlflow:GetRun", "sagemaker-mlflow:SetTag"}
+    assert granted[linkers[0]] == {"sagemaker-mlflow:LogBatch"}
     # the training role may write the run's artifacts under mlflow/, nothing else of that bucket
     training_puts = [
         json.dumps(s["Resource"])
