@@ -403,7 +403,7 @@ def open_session(
         labels.setdefault(endpoint, "moto (embedded)" if embedded else "external")
         options = dict(provision_options or {})
         if tracking and embedded is not None:
-            # Started first: its ~7 s start-up overlaps provisioning instead of the first job.
+            # Started first: its ~3 s start-up overlaps provisioning instead of the first job.
             server = _start_tracking(embedded, options.get("stage"))
             options["tracking_uri"] = server.url
             environment = environment | {TrainingJobEnv.TRACKING_URI.value: server.url}
