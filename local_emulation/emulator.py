@@ -82,13 +82,15 @@ def aws_environment() -> dict[str, str]:
 
 @dataclass
 class Seams:
-    """The patched moto methods and what they delegate to."""
+    """The patched moto methods: moto's own (`originals`, what the seams delegate to) and what
+    was installed before them (`previous`, put back by uninstall)."""
 
     executor: LambdaExecutor
     runner: TrainingRunner
     originals: dict[str, Any]
     deliveries: EventDeliveries
     codedeploy: LocalCodeDeploy
+    previous: dict[str, Any]
 
     def uninstall(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -98,13 +100,13 @@ class Seams:
         from moto.sagemaker.responses import SageMakerResponse
         from moto.scheduler.models import EventBridgeSchedulerBackend
 
-        LambdaFunction._invoke_lambda = self.originals["invoke"]  # type: ignore[method-assign]
-        SageMakerModelBackend.create_training_job = self.originals["create_training_job"]  # type: ignore[method-assign]
-        SageMakerResponse.create_training_job = self.originals["create_training_job_response"]  # type: ignore[method-assign]
-        SageMakerModelBackend.update_model_package = self.originals["update_model_package"]  # type: ignore[method-assign]
-        Rule.send_to_targets = self.originals["send_to_targets"]  # type: ignore[method-assign]
-        CodeDeployBackend.create_deployment = self.originals["create_deployment"]  # type: ignore[method-assign]
-        EventBridgeSchedulerBackend.create_schedule = self.originals["create_schedule"]  # type: ignore[method-assign]
+        LambdaFunction._invoke_lambda = self.previous["invoke"]  # type: ignore[method-assign]
+        SageMakerModelBackend.create_training_job = self.previous["create_training_job"]  # type: ignore[method-assign]
+        SageMakerResponse.create_training_job = self.previous["create_training_job_response"]  # type: ignore[method-assign]
+        SageMakerModelBackend.update_model_package = self.previous["update_model_package"]  # type: ignore[method-assign]
+        Rule.send_to_targets = self.previous["send_to_targets"]  # type: ignore[method-assign]
+        CodeDeployBackend.create_deployment = self.previous["create_deployment"]  # type: ignore[method-assign]
+        EventBridgeSchedulerBackend.create_schedule = self.previous["create_schedule"]  # type: ignore[method-assign]
 
 
 class EventDeliveries:
@@ -390,6 +392,22 @@ def install_seams(work_dir: Path) -> Seams:
             )
         return schedule
 
+    # A second emulator in the same process (a test's own beside a session's) finds the first
+    # one's seams installed: it delegates to moto's own methods, not to them (or every training
+    # job would run once per emulator), and puts the first one's back when it stops.
+    previous = dict(originals)
+    seams = {
+        "invoke": invoke_lambda,
+        "create_training_job": create_training_job,
+        "create_training_job_response": create_training_job_response,
+        "update_model_package": update_model_package,
+        "send_to_targets": send_to_targets,
+        "create_deployment": create_deployment,
+        "create_schedule": create_schedule,
+    }
+    for name, seam in seams.items():
+        originals[name] = _moto_own(previous[name])
+        seam.__wrapped__ = originals[name]  # type: ignore[attr-defined]
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
     CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
     EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign,assignment]
@@ -397,7 +415,14 @@ def install_seams(work_dir: Path) -> Seams:
     SageMakerResponse.create_training_job = create_training_job_response  # type: ignore[method-assign]
     SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
-    return Seams(executor, runner, originals, deliveries, codedeploy)
+    return Seams(executor, runner, originals, deliveries, codedeploy, previous)
+
+
+def _moto_own(method: Any) -> Any:
+    """moto's method under any seams installed over it."""
+    while hasattr(method, "__wrapped__"):
+        method = method.__wrapped__
+    return method
 
 
 class EmbeddedEmulator:

@@ -9,6 +9,7 @@ fails mid-run, the job logs why, stops tracking and trains on (the package then 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import logging
 import multiprocessing
@@ -16,6 +17,7 @@ import os
 import queue
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -179,9 +181,17 @@ class MlflowTracking(Tracking):
     def model_metadata(self, family: str) -> dict[str, str]:
         if not self._started:
             self._started = True
-            try:
-                self.run_id = self._answers.get(timeout=WRITER_DRAIN_SECONDS)
-            except queue.Empty:
+            deadline = time.monotonic() + WRITER_DRAIN_SECONDS
+            # The run id, once the server gave it; a writer that died gives none.
+            while time.monotonic() < deadline:
+                try:
+                    self.run_id = self._answers.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    if not self._writer.is_alive():
+                        log.warning("experiment tracking stopped: its process exited")
+                        break
+            else:
                 log.warning("experiment tracking gave no run id in %d s", WRITER_DRAIN_SECONDS)
         return super().model_metadata(family)
 
@@ -369,8 +379,7 @@ def open_tracking(config: TrackingConfig) -> Tracking:
     if not config.tracking_uri:
         log.info("experiment tracking is off: %s is not set", TrainingJobEnv.TRACKING_URI.value)
         return Tracking(config)
-    try:
-        return MlflowTracking(config)
-    except ImportError as error:
-        log.warning("experiment tracking is off: the MLflow client is not installed (%s)", error)
+    if importlib.util.find_spec("mlflow") is None:  # imported by the writer process, not here
+        log.warning("experiment tracking is off: the MLflow client is not installed")
         return Tracking(config)
+    return MlflowTracking(config)

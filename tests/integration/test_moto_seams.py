@@ -323,3 +323,69 @@ def test_eventbridge_seam_delivers_to_lambda_targets(
     aws_emulator.seams.deliveries.wait(timeout=30)
     delivered = json.loads(s3.get_object(Bucket=RECORD_BUCKET, Key="delivered.json")["Body"].read())
     assert delivered["source"] == "facet.probe" and delivered["detail-type"] == "probe"
+
+
+def test_a_second_emulator_runs_each_job_once_with_the_requests_environment(
+    aws_emulator: EmbeddedEmulator, tmp_path: Any
+) -> None:
+    # GIVEN the session's emulator, and a second one started in the same process (as a test's
+    # own open_session does): the second finds the first one's seams installed
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    assert aws_emulator.seams is not None
+    outer_seam = SageMakerModelBackend.create_training_job
+    outer_jobs = len(aws_emulator.seams.runner.threads)
+    entry = (
+        "import os, pathlib\n"
+        "pathlib.Path(os.environ['SM_MODEL_DIR'], 'env.txt').write_text(os.environ['GREETING'])\n"
+    )
+    with EmbeddedEmulator(work_dir=tmp_path) as inner:
+        assert inner.seams is not None
+        s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+        s3.create_bucket(Bucket="nested-bucket")
+        tarball = io.BytesIO()
+        import tarfile
+
+        with tarfile.open(fileobj=tarball, mode="w:gz") as archive:
+            info = tarfile.TarInfo("entry.py")
+            info.size = len(entry)
+            archive.addfile(info, io.BytesIO(entry.encode()))
+        s3.put_object(Bucket="nested-bucket", Key="code.tar.gz", Body=tarball.getvalue())
+        s3.put_object(Bucket="nested-bucket", Key="data/rows.csv", Body=b"a\n1\n")
+        # WHEN a training job is created with an Environment
+        sagemaker.create_training_job(
+            TrainingJobName="nested-job",
+            AlgorithmSpecification={"TrainingImage": "local", "TrainingInputMode": "File"},
+            HyperParameters={
+                "sagemaker_program": "entry.py",
+                "sagemaker_submit_directory": "s3://nested-bucket/code.tar.gz",
+            },
+            Environment={"GREETING": "from the request"},
+            RoleArn="arn:aws:iam::123456789012:role/x",
+            InputDataConfig=[
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": "s3://nested-bucket/data/",
+                        }
+                    },
+                }
+            ],
+            OutputDataConfig={"S3OutputPath": "s3://nested-bucket/out"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 60},
+        )
+        inner.seams.runner.wait(60)
+        job = sagemaker.describe_training_job(TrainingJobName="nested-job")
+        # THEN it ran once, in the emulator it was sent to, with the request's Environment
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        assert len(inner.seams.runner.threads) == 1
+        assert len(aws_emulator.seams.runner.threads) == outer_jobs
+        body = s3.get_object(Bucket="nested-bucket", Key="out/nested-job/output/model.tar.gz")
+        with tarfile.open(fileobj=io.BytesIO(body["Body"].read()), mode="r:gz") as archive:
+            member = archive.extractfile("env.txt")
+            assert member is not None and member.read() == b"from the request"
+    # AND the session emulator's seam is back
+    assert SageMakerModelBackend.create_training_job is outer_seam
