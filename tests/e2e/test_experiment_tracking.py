@@ -22,12 +22,16 @@ from training import registry
 
 pytestmark = pytest.mark.slow
 CANDIDATES = ("linear", "tree", "lightgbm")
+# A stage of its own: moto's backends are per process, and a pytest worker may already hold the
+# session emulator's dev registry with other tests' packages in it.
+STAGE = "mlflowtest"
+NAMES = StageNames(STAGE)
 
 
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Session, str]]:
     """One batch through the pipeline of a session with tracking on; the run's execution."""
-    with open_session(fresh=True, tracking=True) as session:
+    with open_session(fresh=True, tracking=True, provision_options={"stage": STAGE}) as session:
         batch = make_batches(1, rows=3000)[0]
         path = batch.write(tmp_path_factory.mktemp("batches"))
         landed = dt.datetime.now(dt.UTC)
@@ -42,7 +46,7 @@ def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sess
 def _experiment_runs(session: Session) -> list[object]:
     assert session.tracking is not None
     tracker = MlflowClient(tracking_uri=session.tracking.url)
-    experiment = tracker.get_experiment_by_name(StageNames().experiment)
+    experiment = tracker.get_experiment_by_name(NAMES.experiment)
     assert experiment is not None, "no experiment facet-dev on the tracking server"
     return list(tracker.search_runs([experiment.experiment_id]))
 
@@ -58,7 +62,7 @@ def test_the_training_job_is_a_run_with_a_nested_run_per_candidate(
     # the parent: the job's hyperparameters, data and code, and the winner's holdout metrics
     assert parent.info.status == "FINISHED"
     assert parent.data.params["models"] == ",".join(CANDIDATES)
-    assert parent.data.tags["facet.training_job"].startswith(StageNames().training_job_prefix)
+    assert parent.data.tags["facet.training_job"].startswith(NAMES.training_job_prefix)
     assert len(parent.data.tags["facet.dataset_hash"]) == 64
     assert parent.data.tags["facet.batches"].startswith("raw/diamonds_raw_")
     assert 0 < parent.data.metrics["holdout_mape"] < 0.2
@@ -88,7 +92,7 @@ def test_the_model_and_figures_land_in_the_artifacts_bucket_under_their_names(
     ]
     assert session.tracking is not None
     tracker = MlflowClient(tracking_uri=session.tracking.url)
-    experiment = tracker.get_experiment_by_name(StageNames().experiment)
+    experiment = tracker.get_experiment_by_name(NAMES.experiment)
     assert experiment is not None
     logged = tracker.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in logged) == sorted(model_name(f, 1) for f in CANDIDATES)
@@ -143,7 +147,16 @@ def test_facet_experiments_lists_the_run_its_candidates_and_shows_tags_as_text(
     tracker.set_tag(run_id, "facet.model_name", "\x1b[2J\x1b[31mlgbm_diamonds_v1")
     try:
         result = CliRunner().invoke(
-            app, ["experiments", "--tracking-uri", session.tracking.url, "--limit", "5"]
+            app,
+            [
+                "experiments",
+                "--tracking-uri",
+                session.tracking.url,
+                "--stage",
+                STAGE,
+                "--limit",
+                "5",
+            ],
         )
     finally:
         tracker.set_tag(run_id, "facet.model_name", package.metadata[PackageMetadata.MODEL_NAME])
