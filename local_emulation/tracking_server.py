@@ -13,6 +13,7 @@ training runner waits for it before a job starts.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from typing import Final
 
 from local_emulation.emulator import clean_environment, free_port
 from local_emulation.processes import stop_group
+from local_emulation.tracking_app import PARENT_ENV
 
 log = logging.getLogger("facet.emulation.tracking")
 START_TIMEOUT_SECONDS: Final = 90.0
@@ -74,18 +76,8 @@ class TrackingServer:
             "_MLFLOW_SERVER_ARTIFACT_ROOT": self.artifact_root,
             "_MLFLOW_SGI_NAME": "uvicorn",
         }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "mlflow.server.fastapi_app:app",
-        ]
+        environment[PARENT_ENV] = str(os.getpid())
+        command = [sys.executable, "-m", "local_emulation.tracking_app", str(self.port)]
         output = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command,

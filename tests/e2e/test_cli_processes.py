@@ -96,6 +96,27 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
         assert ingest.returncode == 3, output
         assert f"the AWS endpoint {endpoint} stopped answering" in output
         assert "Traceback" not in output
+        # AND the MLflow tracking server it started does not outlive it
+        assert _servers_started_in(tmp_path, within=10) == []
+
+
+def _servers_started_in(directory: Path, within: float) -> list[int]:
+    """Local MLflow tracking servers started from `directory`, still running after `within` s."""
+    deadline = time.monotonic() + within
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                command = (entry / "cmdline").read_bytes()
+                working = str((entry / "cwd").readlink())
+            except (OSError, ValueError):
+                continue
+            serves = b"local_emulation.tracking_app" in command or b"mlflow.server" in command
+            if serves and working == str(directory):
+                found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _ignore_sigint() -> None:
