@@ -93,20 +93,28 @@ class Seams:
     previous: dict[str, Any]
 
     def uninstall(self) -> None:
-        from moto.awslambda.models import LambdaFunction
-        from moto.codedeploy.models import CodeDeployBackend
-        from moto.events.models import Rule
-        from moto.sagemaker.models import SageMakerModelBackend
-        from moto.sagemaker.responses import SageMakerResponse
-        from moto.scheduler.models import EventBridgeSchedulerBackend
+        for owner, attribute, key in _patch_points():
+            setattr(owner, attribute, self.previous[key])
 
-        LambdaFunction._invoke_lambda = self.previous["invoke"]  # type: ignore[method-assign]
-        SageMakerModelBackend.create_training_job = self.previous["create_training_job"]  # type: ignore[method-assign]
-        SageMakerResponse.create_training_job = self.previous["create_training_job_response"]  # type: ignore[method-assign]
-        SageMakerModelBackend.update_model_package = self.previous["update_model_package"]  # type: ignore[method-assign]
-        Rule.send_to_targets = self.previous["send_to_targets"]  # type: ignore[method-assign]
-        CodeDeployBackend.create_deployment = self.previous["create_deployment"]  # type: ignore[method-assign]
-        EventBridgeSchedulerBackend.create_schedule = self.previous["create_schedule"]  # type: ignore[method-assign]
+
+def _patch_points() -> list[tuple[type, str, str]]:
+    """Every moto method the seams replace: (class, attribute, the seams' key for it)."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.codedeploy.models import CodeDeployBackend
+    from moto.events.models import Rule
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+    from moto.scheduler.models import EventBridgeSchedulerBackend
+
+    return [
+        (LambdaFunction, "_invoke_lambda", "invoke"),
+        (SageMakerModelBackend, "create_training_job", "create_training_job"),
+        (SageMakerResponse, "create_training_job", "create_training_job_response"),
+        (SageMakerModelBackend, "update_model_package", "update_model_package"),
+        (Rule, "send_to_targets", "send_to_targets"),
+        (CodeDeployBackend, "create_deployment", "create_deployment"),
+        (EventBridgeSchedulerBackend, "create_schedule", "create_schedule"),
+    ]
 
 
 class EventDeliveries:
@@ -187,13 +195,7 @@ def one_time(expression: str) -> dt.datetime | None:
 
 
 def install_seams(work_dir: Path) -> Seams:
-    from moto.awslambda.models import LambdaFunction
-    from moto.codedeploy.models import CodeDeployBackend
     from moto.core.exceptions import JsonRESTError
-    from moto.events.models import Rule
-    from moto.sagemaker.models import SageMakerModelBackend
-    from moto.sagemaker.responses import SageMakerResponse
-    from moto.scheduler.models import EventBridgeSchedulerBackend
 
     class TooManyRequestsError(JsonRESTError):
         """Lambda's answer when a function's reserved concurrency is exhausted (HTTP 429)."""
@@ -213,11 +215,11 @@ def install_seams(work_dir: Path) -> Seams:
     runner = TrainingRunner(
         work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG), aws_environment
     )
-    originals: dict[str, Any] = {
-        "invoke": LambdaFunction._invoke_lambda,
-        "create_training_job": SageMakerModelBackend.create_training_job,
-        "create_training_job_response": SageMakerResponse.create_training_job,
-    }
+    # A second emulator in the same process (a test's own beside a session's) finds the first
+    # one's seams installed: it delegates to moto's own methods, not to them (or every training
+    # job would run once per emulator), and puts the first one's back when it stops.
+    previous = {key: getattr(owner, name) for owner, name, key in _patch_points()}
+    originals = {key: _moto_own(method) for key, method in previous.items()}
     # moto's response handler drops CreateTrainingJob's Environment; the request's copy reaches
     # the backend seam below through this variable (same thread, same request).
     request_environment: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
@@ -290,8 +292,6 @@ def install_seams(work_dir: Path) -> Seams:
         return job
 
     deliveries = EventDeliveries()
-    originals["update_model_package"] = SageMakerModelBackend.update_model_package
-    originals["send_to_targets"] = Rule.send_to_targets
 
     def update_model_package(  # noqa: PLR0917 (moto's own signature, called positionally)
         self: Any,
@@ -363,14 +363,11 @@ def install_seams(work_dir: Path) -> Seams:
         alarms=alarms,
         emit=put_event,
     )
-    originals["create_deployment"] = CodeDeployBackend.create_deployment
 
     def create_deployment(self: Any, *args: Any, **kwargs: Any) -> str:
         deployment_id = str(originals["create_deployment"](self, *args, **kwargs))
         codedeploy.start(self.deployments[deployment_id], self.account_id, self.region_name)
         return deployment_id
-
-    originals["create_schedule"] = EventBridgeSchedulerBackend.create_schedule
 
     def create_schedule(self: Any, **kwargs: Any) -> Any:
         schedule = originals["create_schedule"](self, **kwargs)
@@ -392,10 +389,6 @@ def install_seams(work_dir: Path) -> Seams:
             )
         return schedule
 
-    # A second emulator in the same process (a test's own beside a session's) finds the first
-    # one's seams installed: it delegates to moto's own methods, not to them (or every training
-    # job would run once per emulator), and puts the first one's back when it stops.
-    previous = dict(originals)
     seams = {
         "invoke": invoke_lambda,
         "create_training_job": create_training_job,
@@ -405,16 +398,10 @@ def install_seams(work_dir: Path) -> Seams:
         "create_deployment": create_deployment,
         "create_schedule": create_schedule,
     }
-    for name, seam in seams.items():
-        originals[name] = _moto_own(previous[name])
-        seam.__wrapped__ = originals[name]  # type: ignore[attr-defined]
-    LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
-    CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
-    EventBridgeSchedulerBackend.create_schedule = create_schedule  # type: ignore[method-assign,assignment]
-    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
-    SageMakerResponse.create_training_job = create_training_job_response  # type: ignore[method-assign]
-    SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign,assignment]
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+    for key, seam in seams.items():
+        seam.__wrapped__ = originals[key]  # type: ignore[attr-defined]
+    for owner, attribute, key in _patch_points():
+        setattr(owner, attribute, seams[key])
     return Seams(executor, runner, originals, deliveries, codedeploy, previous)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import tarfile
 import time
 import zipfile
 from importlib import metadata
@@ -166,6 +167,16 @@ def test_training_seam_signature_is_what_we_patch(aws_emulator: EmbeddedEmulator
         assert attribute in source, attribute
 
 
+def source_tarball(entry: str) -> bytes:
+    """sourcedir.tar.gz holding one entry point, entry.py."""
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode="w:gz") as archive:
+        info = tarfile.TarInfo("entry.py")
+        info.size = len(entry)
+        archive.addfile(info, io.BytesIO(entry.encode()))
+    return tarball.getvalue()
+
+
 def test_training_seam_runs_the_job_and_drives_its_status(aws_emulator: EmbeddedEmulator) -> None:
     # GIVEN code that writes a model and prints a metric, and an input channel
     s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
@@ -178,14 +189,7 @@ def test_training_seam_runs_the_job_and_drives_its_status(aws_emulator: Embedded
         "pathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text(rows + hps['depth'])\n"
         "print('quality=0.75;')\n"
     )
-    tarball = io.BytesIO()
-    import tarfile
-
-    with tarfile.open(fileobj=tarball, mode="w:gz") as archive:
-        info = tarfile.TarInfo("entry.py")
-        info.size = len(entry)
-        archive.addfile(info, io.BytesIO(entry.encode()))
-    s3.put_object(Bucket="seam-bucket", Key="code/src.tar.gz", Body=tarball.getvalue())
+    s3.put_object(Bucket="seam-bucket", Key="code/src.tar.gz", Body=source_tarball(entry))
     s3.put_object(Bucket="seam-bucket", Key="data/rows.csv", Body=b"a,b\n1,2\n")
     # WHEN the job is created through the API
     sagemaker.create_training_job(
@@ -343,14 +347,7 @@ def test_a_second_emulator_runs_each_job_once_with_the_requests_environment(
         assert inner.seams is not None
         s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
         s3.create_bucket(Bucket="nested-bucket")
-        tarball = io.BytesIO()
-        import tarfile
-
-        with tarfile.open(fileobj=tarball, mode="w:gz") as archive:
-            info = tarfile.TarInfo("entry.py")
-            info.size = len(entry)
-            archive.addfile(info, io.BytesIO(entry.encode()))
-        s3.put_object(Bucket="nested-bucket", Key="code.tar.gz", Body=tarball.getvalue())
+        s3.put_object(Bucket="nested-bucket", Key="code.tar.gz", Body=source_tarball(entry))
         s3.put_object(Bucket="nested-bucket", Key="data/rows.csv", Body=b"a\n1\n")
         # WHEN a training job is created with an Environment
         sagemaker.create_training_job(
