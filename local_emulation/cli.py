@@ -191,7 +191,9 @@ def print_models(session: Session) -> None:
             dataset = record.metadata.get("dataset_hash", "")[:12]
             reason = record.description or record.metadata.get("reason", "")
             recent_text = f"{recent:.2%}" if recent is not None else "—"
-            name = record.metadata.get(registry.PackageMetadata.MODEL_NAME, "")[:20]
+            name = experiments_view.plain_text(
+                record.metadata.get(registry.PackageMetadata.MODEL_NAME, ""), 20
+            )
             typer.echo(
                 f"{record.version:>3}  {name:<20} {status:<32} {mape or 0:>6.2%} {rmse or 0:>5.0f} "
                 f"{r2 or 0:>6.4f}  {recent_text:>6}  {dataset:<12} {reason}"

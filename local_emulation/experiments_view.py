@@ -20,9 +20,10 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_RUNS: Final = 500
 
 
-def _text(value: object, width: int) -> str:
+def plain_text(value: object, width: int | None = None) -> str:
+    """A value from a server, for the terminal: control characters removed, cut to `width`."""
     cleaned = _CONTROL.sub("", str(value if value is not None else ""))
-    return cleaned if len(cleaned) <= width else cleaned[: width - 1] + "…"
+    return cleaned if width is None or len(cleaned) <= width else cleaned[: width - 1] + "…"
 
 
 def _percent(metrics: dict[str, float], name: str) -> str:
@@ -62,18 +63,19 @@ def print_experiments(
         tags, metrics = run.data.tags, run.data.metrics
         started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC)
         registry = (
-            f"registry v{_text(tags[PACKAGE_VERSION_TAG], 6)} "
-            f"{_text(tags.get(REGISTRY_STATUS_TAG, ''), 24)}"
+            f"registry v{plain_text(tags[PACKAGE_VERSION_TAG], 6)} "
+            f"{plain_text(tags.get(REGISTRY_STATUS_TAG, ''), 24)}"
             if PACKAGE_VERSION_TAG in tags
             else "not registered"
         )
         echo(
-            f"{started:%Y-%m-%d %H:%M:%S} {_text(tags.get('facet.model_name', '—'), 24):<24} "
-            f"{_text(run.info.status, 9):<9} holdout MAPE {_percent(metrics, 'holdout_mape')}, "
+            f"{started:%Y-%m-%d %H:%M:%S} {plain_text(tags.get('facet.model_name', '—'), 24):<24} "
+            f"{plain_text(run.info.status, 9):<9} "
+            f"holdout MAPE {_percent(metrics, 'holdout_mape')}, "
             f"RMSE {_number(metrics, 'holdout_rmse', '.0f')}, "
             f"R² {_number(metrics, 'holdout_r2', '.4f')}  {registry}"
         )
-        echo(f"  run {_text(run.info.run_id, 32)}  job {_text(run.info.run_name, 64)}")
+        echo(f"  run {plain_text(run.info.run_id, 32)}  job {plain_text(run.info.run_name, 64)}")
         winner = tags.get("facet.selected_family")
         for child in sorted(
             children.get(run.info.run_id, []),
@@ -83,8 +85,9 @@ def print_experiments(
             family = child.data.params.get("family", "?")
             mark = "*" if family == winner else " "
             echo(
-                f"  {mark} {_text(family, 10):<10} validation MAPE {_percent(m, 'validation_mape')}"
-                f", holdout MAPE {_percent(m, 'holdout_mape')}, "
+                f"  {mark} {plain_text(family, 10):<10} "
+                f"validation MAPE {_percent(m, 'validation_mape')}, "
+                f"holdout MAPE {_percent(m, 'holdout_mape')}, "
                 f"RMSE {_number(m, 'holdout_rmse', '.0f')}, R² {_number(m, 'holdout_r2', '.4f')}, "
                 f"fit {_number(m, 'fit_seconds', '.1f')} s, "
                 f"explained price p99 {_number(m, 'explain_p99_ms', '.2f')} ms"

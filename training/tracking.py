@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from contracts.names import TrainingJobEnv, asset_name, figure_name, model_name
+from contracts.version import code_version
 from training.explain import one_price_latency_ms
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ UNVERSIONED: Final = "draft"
 LOGGED_MODEL_TYPE: Final = "facet-price-model"
 # MLflow caps a tag value at 8,000 characters; the full batch list is an artifact beside it.
 TAG_LIMIT: Final = 5000
-# Calls to time one price with its explanation per candidate: enough for a p99 of the tail.
+# Calls to time one price with its explanation per candidate: a p99 over 100 calls is the
+# second-slowest call; benchmarks/bench_model_frontier.py measures the tail properly.
 LATENCY_CALLS: Final = 100
 # How long the job waits for the writer process (its run id; its last uploads at the end).
 WRITER_DRAIN_SECONDS: Final = 120
@@ -107,7 +109,6 @@ class Tracking:
     """No tracking: the interface MlflowTracking fills in."""
 
     run_id: str | None = None
-    experiment_id: str | None = None
 
     def __init__(self, config: TrackingConfig) -> None:
         self.config = config
@@ -253,7 +254,7 @@ class _RunWriter:
             "facet.dataset_hash": str(manifest.get("dataset_hash", "")),
             "facet.retrain_reason": str(manifest.get("retrain_reason", ""))[:TAG_LIMIT],
             "facet.batches": dataset.batch_summary()[:TAG_LIMIT],
-            "facet.code_version": _code_version(),
+            "facet.code_version": code_version(),
         }
         self._log(self.run_id, {"training_rows": float(dataset.rows)}, params, tags)
         mlflow.log_dict({"sources": dataset.sources, "manifest": manifest}, "dataset/manifest.json")
@@ -346,12 +347,6 @@ def _write_runs(config: TrackingConfig, tasks: Any, answers: Any) -> None:
             log.warning("experiment tracking stopped (%s: %s); training goes on", what, error)
             if kind == "start":
                 answers.put(None)
-
-
-def _code_version() -> str:
-    from contracts.version import code_version
-
-    return code_version()
 
 
 def _predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, title: str, mape: float) -> Any:
