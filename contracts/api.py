@@ -135,15 +135,19 @@ PRICE_API_ROUTES: Final = (
     Route("GET", "/v1/models", Access.API_KEY),
 )
 
+# The hosting container takes any request SageMaker sends it: a batch transform mini-batch is at
+# most MaxPayloadInMB (contracts.names.TRANSFORM_MAX_PAYLOAD_MB), a real-time request 6 MB.
+HOSTING_MAX_BODY_BYTES: Final = API_GATEWAY_MAX_PAYLOAD_BYTES
 # The SageMaker hosting contract: only inside the serving container, never on the Lambda API.
 HOSTING_ROUTES: Final = (
     Route("GET", "/ping", Access.PUBLIC),
+    Route("GET", "/execution-parameters", Access.PUBLIC),
     Route(
         "POST",
         "/invocations",
         Access.PUBLIC,
         media_types=(JSON, CSV),
-        max_body_bytes=API_GATEWAY_MAX_PAYLOAD_BYTES,
+        max_body_bytes=HOSTING_MAX_BODY_BYTES,
     ),
 )
 

@@ -154,6 +154,23 @@ class StageNames:
     def tracking_server(self) -> str:
         return f"{self.prefix}-experiments"
 
+    @property
+    def scoring_state_machine(self) -> str:
+        return f"{self.prefix}-scoring"
+
+    @property
+    def catalogue_rule(self) -> str:
+        return f"{self.prefix}-catalogue-arrived"
+
+    @property
+    def local_scoring_queue(self) -> str:
+        return f"{self.prefix}-scoring-triggers"
+
+    @property
+    def transform_job_prefix(self) -> str:
+        """Batch transform jobs and the SageMaker models they run: `<prefix>-<stamp>-<hash>`."""
+        return f"{self.prefix}-score"
+
     def role(self, purpose: str) -> str:
         return f"{self.prefix}-{purpose}-role"
 
@@ -174,6 +191,20 @@ TRAINING_OUTPUT_PREFIX: Final = "training-jobs/"
 TRAINING_CODE_KEY: Final = "code/training-source.tar.gz"
 # The MLflow tracking server's artifact store: its own prefix of the artifacts bucket.
 MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow/"
+
+# Bulk scoring (SageMaker Batch Transform): a catalogue landed under incoming/ starts the scoring
+# flow; work/<name>/ holds the transform job's input parts and raw output, results/<name>/ what a
+# partner downloads. All three expire (infra/data_lake.py).
+SCORING_PREFIX: Final = "scoring/"
+SCORING_INCOMING_PREFIX: Final = f"{SCORING_PREFIX}incoming/"
+SCORING_WORK_PREFIX: Final = f"{SCORING_PREFIX}work/"
+SCORING_RESULTS_PREFIX: Final = f"{SCORING_PREFIX}results/"
+# S3 user metadata of a landed catalogue: "false" prices without explanations.
+CATALOGUE_EXPLAIN_METADATA: Final = "explain"
+# The largest catalogue one scoring run reads (the prepare step holds it in memory): ~4.5 M stones.
+CATALOGUE_MAX_BYTES: Final = 256 * 1024 * 1024
+# The transform job's mini-batch bound; the hosting entry point answers any chunk up to it.
+TRANSFORM_MAX_PAYLOAD_MB: Final = 6
 
 # Names of models and figures wherever they are stored (registry metadata, MLflow, the lake's
 # reports): the course brief's convention, `<algorithm>_<dataset>_<version>` and
@@ -217,6 +248,7 @@ LOCAL_SERVING_IMAGE: Final = f"{PROJECT}-serving:local"
 
 # Step Functions.
 ASL_FILE: Final = "training_pipeline.asl.json"
+SCORING_ASL_FILE: Final = "scoring_flow.asl.json"
 
 # API Gateway's stage of each deployment's own API: the deployment stage is in the API's name
 # and id, so a client's paths are the same for every deployment.
@@ -263,6 +295,15 @@ class Env(StrEnum):
     # The local gateway invokes this function's `live` alias, version by version, as API
     # Gateway does; unset, it runs the serving handler of this checkout.
     LOCAL_GATEWAY_FUNCTION = "FACET_LOCAL_GATEWAY_FUNCTION"
+    # Bulk scoring: how many instances a transform job runs on (the stage's profile).
+    TRANSFORM_INSTANCE_COUNT = "FACET_TRANSFORM_INSTANCE_COUNT"
+    # "false": the hosting container's /invocations prices without explanations (a transform
+    # job's choice, in its Environment).
+    EXPLAIN = "FACET_EXPLAIN"
+
+
+# Where SageMaker puts the model data inside a hosting container.
+CONTAINER_MODEL_DIR: Final = "/opt/ml/model"
 
 
 class TrainingJobEnv(StrEnum):
@@ -297,6 +338,25 @@ class AslSubstitution(StrEnum):
     TRAINING_ROLE_ARN = "SageMakerRoleArn"
     TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
     TRAINING_OUTPUT_S3_URI = "TrainingOutputS3Uri"
+
+
+class ScoringSubstitution(StrEnum):
+    """Every `${...}` placeholder of the scoring flow's ASL file."""
+
+    PREPARE_FUNCTION_ARN = "PrepareCatalogueFunctionArn"
+    JOIN_FUNCTION_ARN = "JoinScoresFunctionArn"
+    FAILURE_FUNCTION_ARN = "RecordScoringFailureFunctionArn"
+    MODEL_ROLE_ARN = "ScoringModelRoleArn"
+    INSTANCE_TYPE = "TransformInstanceType"
+    OUTPUT_KEY_ARN = "LakeKeyArn"
+
+
+SCORING_STEP_FUNCTIONS: Final = {
+    ScoringSubstitution.PREPARE_FUNCTION_ARN: "prepare_catalogue",
+    ScoringSubstitution.JOIN_FUNCTION_ARN: "join_scores",
+    ScoringSubstitution.FAILURE_FUNCTION_ARN: "record_scoring_failure",
+}
+SCORING_HANDLER_MODULE: Final = "pipeline.scoring"
 
 
 # What the pipeline Lambdas are, by step: the value is the handler function in pipeline.handlers.
@@ -368,6 +428,18 @@ def raw_object_event_pattern(bucket: str) -> dict[str, object]:
         "detail": {
             "bucket": {"name": [bucket]},
             "object": {"key": [{"prefix": Zone.RAW.prefix()}]},
+        },
+    }
+
+
+def catalogue_event_pattern(bucket: str) -> dict[str, object]:
+    """EventBridge pattern of a catalogue landed under scoring/incoming/ (S3 "Object Created")."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket]},
+            "object": {"key": [{"prefix": SCORING_INCOMING_PREFIX}]},
         },
     }
 

@@ -180,3 +180,24 @@ Diamond: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __doc__="One diamond's characteristics.",
     **{feature.name: _field_for(feature) for feature in FEATURES},
 )
+
+
+def explanation_factor_names() -> tuple[str, ...]:
+    """The explanation's factors in schema order, each group once (size, cut, color, ...)."""
+    return tuple(dict.fromkeys(explanation_group(feature.name) for feature in FEATURES))
+
+
+# The hosting contract's text/csv answer: one headerless line per stone, in these columns. Prices
+# are in cents' precision; the base price and factors at full precision, so that base x factors
+# gives the price back to the cent.
+SCORED_PRICE_COLUMNS: Final = ("price_usd", "low_usd", "high_usd")
+SCORED_WARNINGS_COLUMN: Final = "warnings"
+
+
+def scored_columns(explain: bool) -> tuple[str, ...]:
+    explanation = (
+        ("base_price_usd", *(f"factor_{name}" for name in explanation_factor_names()))
+        if explain
+        else ()
+    )
+    return (*SCORED_PRICE_COLUMNS, *explanation, SCORED_WARNINGS_COLUMN)

@@ -147,6 +147,20 @@ class Settings(BaseSettings):
         validation_alias=Env.MODEL_DIR.value,
         description="Serve this local artifact directory instead of following the registry.",
     )
+    explain: bool = Field(
+        True,
+        validation_alias=Env.EXPLAIN.value,
+        description="The hosting container's /invocations explains every price; a batch "
+        "transform job that only wants prices sets it to false in its Environment.",
+    )
+    transform_instance_count: int = Field(
+        1,
+        validation_alias=Env.TRANSFORM_INSTANCE_COUNT.value,
+        gt=0,
+        le=100,
+        description="Instances a scoring run's batch transform job uses (the stage's profile); "
+        "the catalogue is split into at least this many parts, one or more per instance.",
+    )
     log_level: str = Field("INFO", validation_alias=Env.LOG_LEVEL.value)
     training_poll_seconds: int = Field(
         30,

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -219,7 +219,7 @@ def log_priced(
     route: str,
     model_version: int | None,
     stones: list[dict[str, Any]],
-    quotes: list[dict[str, Any]],
+    prices: Sequence[float],
     compared: list[dict[str, Any]] | None = None,
 ) -> None:
     """Queue one row per priced stone, with the request's id and its latency so far."""
@@ -232,7 +232,7 @@ def log_priced(
             model_version=model_version,
             latency_ms=latency,
             stones=stones,
-            prices=[q["price_usd"] for q in quotes],
+            prices=list(prices),
             compared=compared,
         )
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from contracts.schema import FEATURE_NAMES, dimension_warning
-from training.explain import PriceExplanation, explain
+from contracts.schema import FEATURE_NAMES, dimension_warning, explanation_factor_names
+from training.explain import PriceExplanation, explain, group_contributions
 from training.predict import PriceModel
 
 
@@ -86,3 +89,51 @@ def quote(
             }
         quotes.append(item)
     return quotes
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Prices of many stones as columns: what the hosting container's text/csv answer holds."""
+
+    prices: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    base: np.ndarray | None = None
+    factors: np.ndarray | None = None  # rows x explanation_factor_names()
+
+
+def price_table(
+    model: PriceModel, stones: Sequence[dict[str, Any]], *, explain: bool
+) -> PriceTable:
+    """The numbers `quote` gives, computed the same way, without a dictionary per stone: with an
+    explanation, the price is base x factors (as in `explain`); without, the model's prediction."""
+    rows = columns(stones)
+    if not explain:
+        prices = model.predict(rows)
+        low, high, _ = price_range(model, prices)
+        return PriceTable(prices, low, high)
+    contributions = model.contributions(rows)
+    names, grouped = group_contributions(contributions)
+    if tuple(names) != explanation_factor_names():
+        raise AssertionError(f"explanation factors {names} differ from the contract's")
+    prices = np.exp(contributions.log_price)
+    low, high, _ = price_range(model, prices)
+    return PriceTable(prices, low, high, np.exp(contributions.base), np.exp(grouped))
+
+
+def scored_csv(table: PriceTable, stones: Sequence[dict[str, Any]]) -> str:
+    """One line per stone, in order, columns contracts.schema.scored_columns(explain)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    # Python's round, as `quote` rounds: numpy's can differ on a half cent.
+    cents = [[round(v, 2) for v in c.tolist()] for c in (table.prices, table.low, table.high)]
+    explained = table.base is not None and table.factors is not None
+    base = table.base.tolist() if table.base is not None else []
+    factors = table.factors.tolist() if table.factors is not None else []
+    for i, stone in enumerate(stones):
+        line: list[Any] = [cents[0][i], cents[1][i], cents[2][i]]
+        if explained:
+            line += [base[i], *factors[i]]  # full precision: str(float) round-trips
+        line.append(" ".join(warnings_for(stone)))
+        writer.writerow(line)
+    return out.getvalue()

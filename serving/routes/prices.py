@@ -100,7 +100,7 @@ def build_router(settings: Settings) -> APIRouter:
             route="price",
             model_version=loaded.info.version,
             stones=[stone],
-            quotes=[result],
+            prices=[result["price_usd"]],
             compared=compare(comparison, [stone], [result]),
         )
         return {**result, "model_version": loaded.info.version, "request_id": request_id}
@@ -138,7 +138,7 @@ def build_router(settings: Settings) -> APIRouter:
             route="batch",
             model_version=loaded.info.version,
             stones=stones,
-            quotes=quotes,
+            prices=[q["price_usd"] for q in quotes],
             compared=compare(comparison, stones, quotes),
         )
         return bounded_json(
