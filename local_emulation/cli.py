@@ -49,9 +49,10 @@ from local_emulation.session import (
     recorded_environment,
     require_pipeline,
     require_promotion,
+    require_scoring,
     service_backends,
 )
-from local_emulation.simulate import Change, make_batches
+from local_emulation.simulate import Change, catalogue_name, make_batches, make_catalogue
 from local_emulation.triggers import ExecutionResult, start
 from pipeline import batches, holdouts, promotion
 from pipeline.lake import batch_stamp
@@ -970,6 +971,58 @@ def rehearse(
         raise typer.Exit(1)
 
 
+def print_scoring(result: ExecutionResult) -> None:
+    summary = (result.output or {}).get("summary") or {}
+    reasons = ", ".join(f"{code} {count}" for code, count in summary.get("reasons", {}).items())
+    typer.echo(
+        f"  => {summary.get('priced', 0):,} of {summary.get('rows', 0):,} stones priced by model "
+        f"version {summary.get('model_version')}"
+        + (" with explanations" if summary.get("explain") else " (prices only)")
+        + f"; {summary.get('quarantined', 0):,} quarantined"
+        + (f" ({reasons})" if reasons else "")
+        + f"; {summary.get('seconds')} s"
+    )
+    for kind, location in (summary.get("results") or {}).items():
+        if location:
+            typer.echo(f"     {kind:<12} {location}")
+
+
+@app.command()
+def score(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Catalogue CSV: carat,cut,color,clarity,depth,table,x,y,z.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Explain every price (base x factors).")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 3600,
+) -> None:
+    """Land a catalogue in scoring/incoming/ and price it with a batch transform job."""
+    started = time.monotonic()
+
+    def run() -> None:
+        with open_session() as session:
+            require_scoring(session.deployment)
+            typer.echo(f"landing {file} in s3://{session.deployment.data_bucket}/scoring/incoming/")
+            result = session.score(file, _progress(started), explain=explain, timeout=timeout)
+            if result.status != "SUCCEEDED":
+                hint = (
+                    " (no emulator was running: this command started an empty one; run "
+                    "`facet demo` or `facet emulator` in another terminal first)"
+                    if session.embedded is not None
+                    else ""
+                )
+                _fail(f"scoring failed: {result.error}: {result.cause}{hint}", 1)
+            print_scoring(result)
+
+    _guard(run)
+
+
 @app.command()
 def simulate(
     batches: Annotated[int, typer.Option(help="How many batches.")] = 3,
@@ -990,8 +1043,23 @@ def simulate(
     land: Annotated[
         bool, typer.Option("--ingest", help="Also land each batch and run the pipeline.")
     ] = False,
+    catalogue: Annotated[
+        int | None,
+        typer.Option(
+            help="Instead of batches: write one unlabelled catalogue of this many stones "
+            "(for `facet score`).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
-    """Write deterministic dated batches diamonds_raw_YYYYMMDDTHHMMSS.csv (optionally drifted)."""
+    """Write deterministic dated batches diamonds_raw_YYYYMMDDTHHMMSS.csv (optionally drifted),
+    or with --catalogue N, an unlabelled catalogue of N stones."""
+    if catalogue is not None:
+        path = output / catalogue_name(catalogue)
+        output.mkdir(parents=True, exist_ok=True)
+        make_catalogue(catalogue).to_csv(path, index=False)
+        typer.echo(str(path))
+        return
     plan = make_batches(batches, rows=rows, changes=[drift] * batches, start=start_index)
     paths = [(batch.write(output), batch.name) for batch in plan]
     for path, _ in paths:

@@ -6,6 +6,9 @@ add the compute and the behaviour it does not have here (DESIGN.md §3):
   - `SageMakerModelBackend.create_training_job`: runs the training container contract
     (training_runner) in a thread and drives the job's status, metrics and failure reason;
     `SageMakerResponse.create_training_job` hands it the request's Environment (moto drops it);
+  - `SageMakerModelBackend.create_transform_job`: runs the batch transform contract
+    (transform_runner: the serving image's hosting entry point in one local process per instance)
+    in a thread and drives the job's status and failure reason;
   - `SageMakerModelBackend.update_model_package`: keeps what the caller did not send (moto
     cleared it; AWS keeps it) and, when the approval status changes, emits the registry's
     "SageMaker Model Package State Change" event to EventBridge, as SageMaker does;
@@ -44,6 +47,7 @@ from local_emulation.background import BackgroundThreads
 from local_emulation.codedeploy import LocalCodeDeploy
 from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
+from local_emulation.transform_runner import TransformOutcome, TransformRunner, spec_from_job
 
 log = logging.getLogger("facet.emulation")
 REGION: Final = "us-east-1"
@@ -87,6 +91,7 @@ class Seams:
 
     executor: LambdaExecutor
     runner: TrainingRunner
+    transforms: TransformRunner
     originals: dict[str, Any]
     deliveries: EventDeliveries
     codedeploy: LocalCodeDeploy
@@ -110,6 +115,7 @@ def _patch_points() -> list[tuple[type, str, str]]:
         (LambdaFunction, "_invoke_lambda", "invoke"),
         (SageMakerModelBackend, "create_training_job", "create_training_job"),
         (SageMakerResponse, "create_training_job", "create_training_job_response"),
+        (SageMakerModelBackend, "create_transform_job", "create_transform_job"),
         (SageMakerModelBackend, "update_model_package", "update_model_package"),
         (Rule, "send_to_targets", "send_to_targets"),
         (CodeDeployBackend, "create_deployment", "create_deployment"),
@@ -215,6 +221,7 @@ def install_seams(work_dir: Path) -> Seams:
     runner = TrainingRunner(
         work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG), aws_environment
     )
+    transforms = TransformRunner(work_dir, lambda: boto3.client("s3", config=CLIENT_CONFIG))
     # A second emulator in the same process (a test's own beside a session's) finds the first
     # one's seams installed: it delegates to moto's own methods, not to them (or every training
     # job would run once per emulator), and puts the first one's back when it stops.
@@ -289,6 +296,35 @@ def install_seams(work_dir: Path) -> Seams:
             job.training_job_status = outcome.status  # last: the pipeline polls on this field
 
         runner.start(spec, report)
+        return job
+
+    def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
+        job = originals["create_transform_job"](self, transform_job_name, **kwargs)
+        job.transform_job_status = "InProgress"  # moto's job is Completed from the start
+        job.transform_end_time = None
+        model = self._models.get(job.model_name)
+        if model is None:
+            job.transform_job_status = "Failed"
+            job.failure_reason = f"ClientError: the model {job.model_name} does not exist"
+            job.transform_end_time = dt.datetime.now(dt.UTC)
+            return job
+        container = model.primary_container or (model.containers or [{}])[0]
+        package_arn = container.get("ModelPackageName")
+        package = None
+        if package_arn:
+            name = self.model_package_name_mapping.get(package_arn, package_arn)
+            package = self.model_packages.get(name)
+
+        def report(outcome: TransformOutcome) -> None:
+            job.failure_reason = outcome.failure_reason or ""
+            job.transform_end_time = dt.datetime.now(dt.UTC)
+            job.last_modified_time = job.transform_end_time
+            job.transform_job_status = outcome.status  # last: the scoring flow polls on it
+
+        if package_arn and package is None:
+            report(TransformOutcome("Failed", f"ClientError: no model package {package_arn}"))
+            return job
+        transforms.start(spec_from_job(job, model, package), report)
         return job
 
     deliveries = EventDeliveries()
@@ -393,6 +429,7 @@ def install_seams(work_dir: Path) -> Seams:
         "invoke": invoke_lambda,
         "create_training_job": create_training_job,
         "create_training_job_response": create_training_job_response,
+        "create_transform_job": create_transform_job,
         "update_model_package": update_model_package,
         "send_to_targets": send_to_targets,
         "create_deployment": create_deployment,
@@ -402,7 +439,7 @@ def install_seams(work_dir: Path) -> Seams:
         seam.__wrapped__ = originals[key]  # type: ignore[attr-defined]
     for owner, attribute, key in _patch_points():
         setattr(owner, attribute, seams[key])
-    return Seams(executor, runner, originals, deliveries, codedeploy, previous)
+    return Seams(executor, runner, transforms, originals, deliveries, codedeploy, previous)
 
 
 def _moto_own(method: Any) -> Any:
@@ -456,6 +493,7 @@ class EmbeddedEmulator:
     def stop(self) -> None:
         if self.seams is not None:
             self.seams.runner.wait(timeout=120)
+            self.seams.transforms.wait(timeout=120)
             self.seams.codedeploy.wait(timeout=60)
             self.seams.deliveries.wait(timeout=60)
             self.seams.uninstall()

@@ -25,6 +25,8 @@ from contracts.names import (
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
     REFERENCE_DATASET_KEY,
+    SCORING_HANDLER_MODULE,
+    SCORING_STEP_FUNCTIONS,
     SERVING_CODE_PACKAGES,
     SERVING_HANDLER,
     STEP_FUNCTIONS,
@@ -33,7 +35,9 @@ from contracts.names import (
     AslSubstitution,
     BucketRole,
     Env,
+    ScoringSubstitution,
     StageNames,
+    catalogue_event_pattern,
     deployment_finished_pattern,
     model_package_state_pattern,
     raw_object_event_pattern,
@@ -44,7 +48,7 @@ from contracts.settings import Settings
 from infra.packaging import lambda_zip, training_source_tarball
 from local_emulation import rest_api
 from local_emulation.emulator import CLIENT_CONFIG
-from pipeline.definition import substitute
+from pipeline.definition import scoring_definition, substitute
 from training.registry import describe, ensure_group, read_pointer, write_pointer
 from training.split import split_archive
 from training.train import prepare_classic
@@ -55,6 +59,8 @@ PIPELINE_LAMBDA_TIMEOUT: Final = 300
 PIPELINE_LAMBDA_MEMORY: Final = 2048
 LOCAL_TRAINING_IMAGE: Final = "local/facet-training:framework"
 LOCAL_INSTANCE_TYPE: Final = "ml.m5.large"
+# Instances of a local transform job: one worker process each, capped by the CPUs available.
+LOCAL_TRANSFORM_INSTANCES: Final = 2
 # A trigger received but not deleted (its reader crashed) comes back after this long; starting
 # an execution takes well under a second, so no live reader loses its message to another.
 TRIGGER_REDELIVERY_SECONDS: Final = 10
@@ -82,6 +88,8 @@ class Deployment:
     state_machine_arn: str
     trigger_queue_url: str
     model_package_group: str
+    scoring_state_machine_arn: str = ""
+    scoring_queue_url: str = ""
 
     @property
     def names(self) -> StageNames:
@@ -102,6 +110,9 @@ def deployment_names(account: str, region: str, stage: str) -> Deployment:
         state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{names.state_machine}",
         trigger_queue_url="",
         model_package_group=names.model_package_group,
+        scoring_state_machine_arn=(
+            f"arn:aws:states:{region}:{account}:stateMachine:{names.scoring_state_machine}"
+        ),
     )
 
 
@@ -340,6 +351,95 @@ def _function(
     return str(arn)
 
 
+def _state_machine(name: str, definition: str, role: str) -> str:
+    sfn = client("stepfunctions")
+    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    if name in existing:
+        sfn.update_state_machine(
+            stateMachineArn=existing[name], definition=definition, roleArn=role
+        )
+        return str(existing[name])
+    return str(
+        sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+    )
+
+
+def _s3_trigger(rule: str, pattern: dict[str, object], queue: str) -> str:
+    """A rule for S3 "Object Created" events that feeds a local queue with the cloud rule's
+    input transformer; the queue's URL."""
+    sqs, events = client("sqs"), client("events")
+    queue_url = sqs.create_queue(
+        QueueName=queue, Attributes={"VisibilityTimeout": str(TRIGGER_REDELIVERY_SECONDS)}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+    transformer = {
+        "InputPathsMap": RAW_BATCH_EVENT_PATHS,
+        "InputTemplate": RAW_BATCH_EVENT_TEMPLATE,
+    }
+    events.put_targets(
+        Rule=rule,
+        Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn, "InputTransformer": transformer}],
+    )
+    return str(queue_url)
+
+
+def _lake_key(names: StageNames) -> str:
+    """The lake's customer key (the transform job encrypts its output with it), by alias."""
+    kms = client("kms")
+    alias = f"alias/{names.prefix}-lake"
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
+    except kms.exceptions.NotFoundException:
+        arn = kms.create_key(Description=f"{names.prefix}: the data lake")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+        return str(arn)
+
+
+def _scoring_flow(
+    stage_names: StageNames,
+    names: Deployment,
+    *,
+    code: bytes,
+    environment: dict[str, str],
+    roles: dict[str, str],
+) -> tuple[str, str]:
+    """The bulk scoring flow: its step functions, state machine and catalogue trigger."""
+    lam = client("lambda")
+    scoring_environment = environment | {
+        Env.TRANSFORM_INSTANCE_COUNT.value: str(LOCAL_TRANSFORM_INSTANCES)
+    }
+    substitutions = {
+        placeholder.value: _function(
+            lam,
+            name=stage_names.step_function(handler),
+            handler=f"{SCORING_HANDLER_MODULE}.{handler}",
+            role=roles["lambda"],
+            code=code,
+            environment=scoring_environment,
+            timeout=PIPELINE_LAMBDA_TIMEOUT,
+            memory=PIPELINE_LAMBDA_MEMORY,
+        )
+        for placeholder, handler in SCORING_STEP_FUNCTIONS.items()
+    }
+    substitutions |= {
+        ScoringSubstitution.MODEL_ROLE_ARN.value: roles["sagemaker"],
+        ScoringSubstitution.INSTANCE_TYPE.value: LOCAL_INSTANCE_TYPE,
+        ScoringSubstitution.OUTPUT_KEY_ARN.value: _lake_key(stage_names),
+    }
+    arn = _state_machine(
+        stage_names.scoring_state_machine, scoring_definition(substitutions), roles["states"]
+    )
+    queue_url = _s3_trigger(
+        stage_names.catalogue_rule,
+        catalogue_event_pattern(names.data_bucket),
+        stage_names.local_scoring_queue,
+    )
+    return arn, queue_url
+
+
 def _reset_stale_pointer(ssm: Any, sagemaker: Any, parameter: str) -> None:
     """The pointer is derived from the registry: empty it if it names a package the registry
     does not hold (with LocalStack as the backend, SSM keeps its state across runs while the
@@ -445,44 +545,20 @@ def provision(
         AslSubstitution.TRAINING_INSTANCE_TYPE.value: LOCAL_INSTANCE_TYPE,
         AslSubstitution.TRAINING_OUTPUT_S3_URI.value: f"s3://{names.artifacts_bucket}/{TRAINING_OUTPUT_PREFIX.rstrip('/')}",
     }
-    sfn = client("stepfunctions")
-    definition = substitute(substitutions)
-    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    machine = stage_names.state_machine
-    if machine in existing:
-        sfn.update_state_machine(
-            stateMachineArn=existing[machine], definition=definition, roleArn=roles["states"]
-        )
-        state_machine_arn = existing[machine]
-    else:
-        state_machine_arn = sfn.create_state_machine(
-            name=machine, definition=definition, roleArn=roles["states"]
-        )["stateMachineArn"]
-
-    sqs, events = client("sqs"), client("events")
-    queue_url = sqs.create_queue(
-        QueueName=stage_names.local_trigger_queue,
-        Attributes={"VisibilityTimeout": str(TRIGGER_REDELIVERY_SECONDS)},
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    events.put_rule(
-        Name=stage_names.raw_object_rule,
-        EventPattern=json.dumps(raw_object_event_pattern(names.data_bucket)),
-        State="ENABLED",
+    state_machine_arn = _state_machine(
+        stage_names.state_machine, substitute(substitutions), roles["states"]
     )
-    # The cloud rule targets the state machine with this transformer. moto 5.2.5 cannot deliver to
+    # The cloud rule targets the state machine with the transformer. moto 5.2.5 cannot deliver to
     # a Step Functions target (NotImplementedError, which also stops delivery to the targets after
     # it), so the local rule feeds a queue and `triggers.drain` starts executions. LocalStack
     # applies the transformer; moto skips it for S3 events, so `drain` applies the same one.
-    transformer = {
-        "InputPathsMap": RAW_BATCH_EVENT_PATHS,
-        "InputTemplate": RAW_BATCH_EVENT_TEMPLATE,
-    }
-    events.put_targets(
-        Rule=stage_names.raw_object_rule,
-        Targets=[{"Id": "local-trigger-queue", "Arn": queue_arn, "InputTransformer": transformer}],
+    queue_url = _s3_trigger(
+        stage_names.raw_object_rule,
+        raw_object_event_pattern(names.data_bucket),
+        stage_names.local_trigger_queue,
+    )
+    scoring_arn, scoring_queue_url = _scoring_flow(
+        stage_names, names, code=code, environment=environment, roles=roles
     )
     # The registry's state-change events move the production pointer (pipeline.promotion). The
     # rule lives beside the registry and the deploy function, on moto, whatever the backend.
@@ -522,4 +598,6 @@ def provision(
         state_machine_arn,
         queue_url,
         names.model_package_group,
+        scoring_arn,
+        scoring_queue_url,
     )

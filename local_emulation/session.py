@@ -28,7 +28,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from contracts.names import MLFLOW_ARTIFACTS_PREFIX, TrainingJobEnv, Zone
+from contracts.names import (
+    CATALOGUE_EXPLAIN_METADATA,
+    MLFLOW_ARTIFACTS_PREFIX,
+    SCORING_INCOMING_PREFIX,
+    TrainingJobEnv,
+    Zone,
+)
 from contracts.settings import Settings
 from local_emulation import localstack
 from local_emulation.emulator import REGION, EmbeddedEmulator
@@ -70,6 +76,44 @@ class Session:
         client("s3").upload_file(str(path), self.deployment.data_bucket, key)
         return key
 
+    def land_catalogue(self, path: Path, *, explain: bool) -> tuple[str, dt.datetime]:
+        """Upload a catalogue under scoring/incoming/ as a partner would; (key, when)."""
+        key = f"{SCORING_INCOMING_PREFIX}{path.name}"
+        landed_at = dt.datetime.now(dt.UTC)
+        client("s3").upload_file(
+            str(path),
+            self.deployment.data_bucket,
+            key,
+            ExtraArgs={
+                "ContentType": "text/csv",
+                "Metadata": {CATALOGUE_EXPLAIN_METADATA: "true" if explain else "false"},
+            },
+        )
+        return key, landed_at
+
+    def score(
+        self,
+        path: Path,
+        on_state: Callable[[str, str], None],
+        *,
+        explain: bool = True,
+        timeout: float = 3600,
+    ) -> ExecutionResult:
+        """Land a catalogue and wait for the scoring run its upload starts."""
+        landed = self.land_catalogue(path, explain=explain)
+        results = self.run_triggers(
+            on_state,
+            timeout,
+            landed=landed,
+            queue_url=self.deployment.scoring_queue_url,
+            state_machine_arn=self.deployment.scoring_state_machine_arn,
+        )
+        sfn = client("stepfunctions")
+        own = [r for r in results if _triggered_by(sfn, r.arn, *landed)]
+        if not own:
+            raise EmulatorGoneError(f"no scoring run started for {landed[0]}")
+        return own[-1]
+
     def run_triggers(
         self,
         on_state: Callable[[str, str], None],
@@ -77,11 +121,14 @@ class Session:
         *,
         landed: tuple[str, dt.datetime] | None = None,
         arrival_seconds: float = 10,
+        queue_url: str | None = None,
+        state_machine_arn: str | None = None,
     ) -> list[ExecutionResult]:
         """Start an execution per queued trigger and wait for all of them. With `landed` (the
         key just uploaded, and when), keep draining until that upload's own trigger has
         arrived: an older message (one redelivered after a crash, for the same key) may be in
-        the queue before it."""
+        the queue before it. The queue and state machine are the training pipeline's unless
+        given (the scoring flow's)."""
         sfn = client("stepfunctions")
         arns: list[str] = []
         deadline = time.monotonic() + arrival_seconds
@@ -89,8 +136,8 @@ class Session:
             arns += drain(
                 client("sqs"),
                 sfn,
-                self.deployment.trigger_queue_url,
-                self.deployment.state_machine_arn,
+                queue_url or self.deployment.trigger_queue_url,
+                state_machine_arn or self.deployment.state_machine_arn,
             )
             if arns and (landed is None or any(_triggered_by(sfn, arn, *landed) for arn in arns)):
                 break
@@ -143,9 +190,13 @@ def existing_deployment() -> Deployment:
     account = client("sts").get_caller_identity()["Account"]
     region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     names = deployment_names(account, region, Settings().stage)
-    queue = names.names.local_trigger_queue
-    queue_url = client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
-    return replace(names, trigger_queue_url=queue_url)
+    sqs = client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=names.names.local_trigger_queue)["QueueUrl"]
+    try:
+        scoring_queue = sqs.get_queue_url(QueueName=names.names.local_scoring_queue)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:  # provisioned by a checkout without scoring
+        scoring_queue = ""
+    return replace(names, trigger_queue_url=queue_url, scoring_queue_url=scoring_queue)
 
 
 def _provisioned() -> bool:
@@ -315,6 +366,31 @@ def require_pipeline(deployment: Deployment) -> None:
         "sqs",
         lambda sqs: sqs.get_queue_attributes(
             QueueUrl=deployment.trigger_queue_url, AttributeNames=["QueueArn"]
+        ),
+    )
+
+
+def require_scoring(deployment: Deployment) -> None:
+    """What scoring a catalogue needs, checked before anything is written."""
+    _require(
+        "scoring state machine",
+        deployment.scoring_state_machine_arn,
+        "stepfunctions",
+        lambda sfn: sfn.describe_state_machine(
+            stateMachineArn=deployment.scoring_state_machine_arn
+        ),
+    )
+    if not deployment.scoring_queue_url:
+        raise PreflightError(
+            "the emulator holds no scoring trigger queue (it was provisioned by a checkout "
+            "without bulk scoring); nothing was changed. Restart the demo or emulator."
+        )
+    _require(
+        "scoring trigger queue",
+        deployment.scoring_queue_url,
+        "sqs",
+        lambda sqs: sqs.get_queue_attributes(
+            QueueUrl=deployment.scoring_queue_url, AttributeNames=["QueueArn"]
         ),
     )
 

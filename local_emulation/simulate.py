@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.names import RAW_BATCH_PATTERN
-from contracts.schema import CARAT, LABELLED_COLUMNS, X, Y, Z
+from contracts.schema import CARAT, FEATURE_NAMES, LABELLED_COLUMNS, X, Y, Z
 from training.split import ROW_HASH_COLUMN, split_archive
 from training.train import prepare_classic
 
@@ -98,3 +98,20 @@ def make_batches(
             frame[dimension.name] = frame[dimension.name].round(2)
         batches.append(Batch(batch_name(index), frame.reset_index(drop=True), change))
     return batches
+
+
+def catalogue_name(stones: int) -> str:
+    return f"catalogue_{stones}.csv"
+
+
+def make_catalogue(stones: int, seed: int = 0) -> pd.DataFrame:
+    """`stones` unlabelled stones (a partner's catalogue, no price column) drawn with replacement
+    from the classic data's valid rows: deterministic for a seed, any size."""
+    if stones < 1:
+        raise ValueError(f"a catalogue needs at least one stone, not {stones}")
+    pool = prepare_classic().training.loc[:, list(FEATURE_NAMES)].reset_index(drop=True)
+    picks = np.random.default_rng(seed).integers(0, len(pool), size=stones)
+    frame = pool.iloc[picks].reset_index(drop=True)
+    for dimension in (X, Y, Z):
+        frame[dimension.name] = frame[dimension.name].round(2)
+    return frame

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from contracts.names import ASL_FILE, AslSubstitution
+from contracts.names import ASL_FILE, SCORING_ASL_FILE, AslSubstitution, ScoringSubstitution
 
 ASL_PATH: Final = Path(__file__).with_name(ASL_FILE)
+# The bulk scoring flow's own state machine (pipeline.scoring), substituted the same way.
+SCORING_ASL_PATH: Final = Path(__file__).with_name(SCORING_ASL_FILE)
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -49,3 +51,13 @@ def state_names(definition: str | None = None) -> set[str]:
 
 def expected_substitutions() -> set[str]:
     return {member.value for member in AslSubstitution}
+
+
+def scoring_definition(values: Mapping[str, str] | None = None) -> str:
+    """The scoring flow's ASL, substituted when `values` are given."""
+    text = SCORING_ASL_PATH.read_text()
+    return text if values is None else substitute(values, text)
+
+
+def expected_scoring_substitutions() -> set[str]:
+    return {member.value for member in ScoringSubstitution}

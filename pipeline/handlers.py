@@ -6,7 +6,6 @@ Clients are created per call; boto3 finds the endpoint (AWS, moto or LocalStack)
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -40,6 +39,7 @@ from pipeline.state import (
     Registration,
     RunInfo,
     Validation,
+    error_cause,
 )
 from training import registry
 from training.artifact_store import fetch_model
@@ -405,22 +405,11 @@ def write_report(event: dict[str, Any], context: Any) -> dict[str, Any]:
     }
 
 
-def _cause_text(error: dict[str, Any]) -> str:
-    cause = error.get("Cause", "")
-    try:
-        payload = json.loads(cause)
-    except (TypeError, ValueError):
-        return str(cause)
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return str(payload["errorMessage"])
-    return str(cause)
-
-
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Write the failure report, release the batch's ledger claim, leave production as it is."""
     settings, s3 = _settings(), boto3.client("s3")
     error = event.get("error") or {}
-    cause = _cause_text(error)
+    cause = error_cause(error)
     validation = event.get("validation") or {}
     if validation.get("ledger_key") and not validation.get("already_processed"):
         s3.delete_object(Bucket=settings.data_bucket, Key=validation["ledger_key"])

@@ -7,6 +7,7 @@ same models back. Unknown keys are kept, so a newer step's output never breaks a
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -194,3 +195,15 @@ class RunState(StateModel):
     deployment: Deployment | None = None
     failure: Failure | None = None
     error: dict[str, Any] | None = None
+
+
+def error_cause(error: dict[str, Any]) -> str:
+    """The readable cause of a state's caught error: a Lambda's errorMessage, else the text."""
+    cause = error.get("Cause", "")
+    try:
+        payload = json.loads(cause)
+    except (TypeError, ValueError):
+        return str(cause)
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return str(payload["errorMessage"])
+    return str(cause)

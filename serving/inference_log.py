@@ -223,6 +223,8 @@ def log_priced(
     compared: list[dict[str, Any]] | None = None,
 ) -> None:
     """Queue one row per priced stone, with the request's id and its latency so far."""
+    if not logger.bucket:
+        return  # nothing is logged (a local artifact, a batch transform job): build no rows
     started = getattr(request.state, "started", None)
     latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
     logger.log(

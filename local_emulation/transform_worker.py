@@ -1,0 +1,24 @@
+"""One instance of a local batch transform job: the serving image's hosting entry point
+(serving.sagemaker_serve), in a process that stops when the emulator's process dies."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Final
+
+from local_emulation.processes import die_with_parent
+from serving import sagemaker_serve
+
+PARENT_ENV: Final = "FACET_TRANSFORM_PARENT"
+
+
+def main() -> int:
+    if not die_with_parent(int(os.environ[PARENT_ENV])):
+        return 0
+    sagemaker_serve.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
