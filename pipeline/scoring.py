@@ -53,7 +53,7 @@ class CatalogueError(Exception):
     """The catalogue cannot be scored (where it is, its size, its form); the run records why."""
 
 
-def catalogue_name(key: str, started_at: str) -> str:
+def catalogue_name(key: str, landed_at: str) -> str:
     """`<file name, lower-case>-<UTC stamp of the run>`: readable, unique per run, safe as a
     prefix (the key is untrusted: only [a-z0-9-] survive)."""
     relative = (
@@ -61,7 +61,7 @@ def catalogue_name(key: str, started_at: str) -> str:
     )
     stem = relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative
     cleaned = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:NAME_LENGTH].strip("-")
-    return f"{cleaned or 'catalogue'}-{_stamp(started_at)}"
+    return f"{cleaned or 'catalogue'}-{_stamp(landed_at)}"
 
 
 def _stamp(moment: str) -> str:
@@ -104,8 +104,11 @@ def _explain_wanted(metadata: dict[str, str]) -> bool:
 
 
 def _run(event: dict[str, Any]) -> tuple[str, str]:
+    """The execution's name, and when the catalogue landed (the S3 event's time; now if the run
+    was started by hand), which names its results."""
     run = event.get("run") or {}
-    return str(run.get("execution", "run")), str(run.get("started_at", ""))
+    landed = str(event.get("event_time") or "") or registry.now_iso()
+    return str(run.get("execution", "run")), landed
 
 
 def _job_name(settings: Settings, name: str, execution: str) -> str:
@@ -117,13 +120,13 @@ def prepare_catalogue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Validate the landed catalogue, quarantine bad rows, write the transform job's input."""
     settings, s3 = Settings(), boto3.client("s3")
     bucket, key = str(event.get("bucket", "")), str(event.get("key", ""))
-    execution, started_at = _run(event)
+    execution, landed_at = _run(event)
     if bucket != settings.data_bucket or not key.startswith(SCORING_INCOMING_PREFIX):
         raise CatalogueError(
             f"s3://{bucket[:100]}/{key[:200]} is not under s3://{settings.data_bucket}/"
             f"{SCORING_INCOMING_PREFIX}: only catalogues landed there are scored"
         )
-    name = catalogue_name(key, started_at)
+    name = catalogue_name(key, landed_at)
     source = f"s3://{bucket}/{key}"
     head = s3.head_object(Bucket=bucket, Key=key)
     if head["ContentLength"] > CATALOGUE_MAX_BYTES:
@@ -184,7 +187,7 @@ def prepare_catalogue(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "accepted_rows": report.accepted_rows,
         "quarantined_rows": report.quarantined_rows,
         "reasons": dict(sorted(report.reasons.items())),
-        "started_at": started_at,
+        "landed_at": landed_at,
     }
 
 
@@ -261,7 +264,7 @@ def _summary(
     settings: Settings, scoring: dict[str, Any], *, status: str, priced: int
 ) -> dict[str, Any]:
     prefix = f"s3://{settings.data_bucket}/{results_prefix(scoring['name'])}"
-    started = scoring.get("started_at") or ""
+    started = scoring.get("landed_at") or ""
     finished = registry.now_iso()
     return {
         "name": scoring["name"],
@@ -276,7 +279,7 @@ def _summary(
         "explain": scoring.get("explain"),
         "transform_job": scoring.get("job_name") if scoring.get("accepted_rows") else None,
         "instance_count": scoring.get("instance_count"),
-        "started_at": started,
+        "landed_at": started,
         "finished_at": finished,
         "seconds": _seconds_between(started, finished),
         "results": {
@@ -304,11 +307,11 @@ def record_scoring_failure(event: dict[str, Any], context: Any) -> dict[str, Any
     settings, s3 = Settings(), boto3.client("s3")
     error = event.get("error") or {}
     cause = error_cause(error)[:2000]
-    execution, started_at = _run(event)
+    execution, landed_at = _run(event)
     scoring = dict(event.get("scoring") or {})
-    scoring.setdefault("name", catalogue_name(str(event.get("key", "")), started_at))
+    scoring.setdefault("name", catalogue_name(str(event.get("key", "")), landed_at))
     scoring.setdefault("source", f"s3://{event.get('bucket', '')}/{event.get('key', '')}")
-    scoring.setdefault("started_at", started_at)
+    scoring.setdefault("landed_at", landed_at)
     summary = _summary(settings, scoring, status="Failed", priced=0)
     summary |= {"error": error.get("Error", "Error"), "reason": cause, "execution": execution}
     lake.write_json(
