@@ -18,6 +18,7 @@ from infra.data_lake import DataLakeStack
 from infra.delivery import DeliveryStack
 from infra.model_registry import ModelRegistryStack
 from infra.monitoring import MonitoringStack
+from infra.scoring import ScoringFlow
 from infra.serving import ApiOptions, ServingStack
 from infra.training_pipeline import TrainingPipelineStack
 
@@ -53,7 +54,14 @@ def build_app(app: App | None = None) -> App:
         images=config.images,
         alarm_email=config.alarm_email,
         env=env,
-        description=f"Facet {stage}: retraining pipeline",
+        description=f"Facet {stage}: retraining pipeline and bulk scoring",
+    )
+    # Beside the pipeline it shares the pipeline image, serving image, alarms and grants with.
+    ScoringFlow(
+        pipeline,
+        "ScoringFlow",
+        pipeline=pipeline.pipeline,
+        instances=profile.transform_instances,
     )
     registry = ModelRegistryStack(
         app,

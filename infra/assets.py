@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from contracts.names import ASL_FILE
+from contracts.names import ASL_FILE, SCORING_ASL_FILE
 
 REPO: Final = Path(__file__).resolve().parents[1]
 BUILD: Final = REPO / "build"
 ASL_PATH: Final = REPO / "pipeline" / ASL_FILE
+SCORING_ASL_PATH: Final = REPO / "pipeline" / SCORING_ASL_FILE
 SERVING_PACKAGE: Final = BUILD / "lambda" / "serving"
 TRAINING_SOURCE: Final = BUILD / "training-source.tar.gz"
 PIPELINE_IMAGE_DOCKERFILE: Final = "infra/images/pipeline/Dockerfile"

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from contracts.names import BucketRole, StageNames, Zone
+from contracts.names import (
+    SCORING_INCOMING_PREFIX,
+    SCORING_RESULTS_PREFIX,
+    SCORING_WORK_PREFIX,
+    BucketRole,
+    StageNames,
+    Zone,
+)
 from infra.lifecycle import Lifecycle
 from infra.nag import Nag
+
+# (rule, prefix, days) of the scoring prefixes' expiry.
+SCORING_RETENTION: Final = (
+    ("incoming", SCORING_INCOMING_PREFIX, 30),
+    ("work", SCORING_WORK_PREFIX, 7),
+    ("results", SCORING_RESULTS_PREFIX, 90),
+)
 
 
 class DataLake(Construct):
@@ -70,6 +86,17 @@ class DataLake(Construct):
                     prefix=Zone.RAW.prefix(),
                     transitions=to_infrequent_access,
                     noncurrent_version_expiration=Duration.days(90),
+                ),
+                # Bulk scoring: partners' catalogues, the transform jobs' work and the results
+                # are theirs to fetch, not ours to keep (contracts.names.SCORING_*).
+                *(
+                    s3.LifecycleRule(
+                        id=f"scoring-{part}",
+                        prefix=prefix,
+                        expiration=Duration.days(days),
+                        noncurrent_version_expiration=Duration.days(1),
+                    )
+                    for part, prefix, days in SCORING_RETENTION
                 ),
                 # Inference logs are for drift checks and audits: a year, then gone.
                 s3.LifecycleRule(

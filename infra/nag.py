@@ -104,5 +104,14 @@ class StageArns:
         return service_arn("scheduler", f"schedule/default/{self.names.prefix}-shadow-ends-*")
 
     @property
+    def transform_jobs(self) -> ScopedArn:
+        return service_arn("sagemaker", f"transform-job/{self.names.transform_job_prefix}-*")
+
+    @property
+    def scoring_models(self) -> ScopedArn:
+        """The SageMaker models the scoring flow creates, one per run, named as its job."""
+        return service_arn("sagemaker", f"model/{self.names.transform_job_prefix}-*")
+
+    @property
     def model_artifacts(self) -> ScopedArn:
         return bucket_objects(self.names, BucketRole.ARTIFACTS, TRAINING_OUTPUT_PREFIX)

@@ -24,6 +24,7 @@ class StageProfile:
     api_latency_alarm_ms: int  # p99 over 5 minutes
     api_5xx_alarm: int  # server errors in 5 minutes
     cors_origins: tuple[str, ...]  # partners' browser apps allowed to call the API
+    transform_instances: int  # a scoring run's batch transform job (ml.m5.xlarge each)
 
 
 _DEV_DATA: Final = Lifecycle(
@@ -54,6 +55,7 @@ PROFILES: Final = {
         api_latency_alarm_ms=2000,
         api_5xx_alarm=20,
         cors_origins=("http://localhost:5173",),
+        transform_instances=1,
     ),
     "staging": StageProfile(
         data=_KEPT_DATA,
@@ -65,6 +67,7 @@ PROFILES: Final = {
         api_latency_alarm_ms=1000,
         api_5xx_alarm=5,
         cors_origins=("https://staging.partner-app.example.com",),
+        transform_instances=2,
     ),
     "prod": StageProfile(
         data=_KEPT_DATA,
@@ -76,5 +79,6 @@ PROFILES: Final = {
         api_latency_alarm_ms=1000,
         api_5xx_alarm=5,
         cors_origins=("https://partner-app.example.com",),
+        transform_instances=4,
     ),
 }

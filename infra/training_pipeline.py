@@ -265,8 +265,7 @@ class TrainingPipeline(Construct):
             "or a registry event could not reach the deploy function",
         )
         self.functions = {
-            handler: self._step_function(handler, environment)
-            for handler in STEP_FUNCTIONS.values()
+            handler: self.step_function(handler, environment) for handler in STEP_FUNCTIONS.values()
         }
         self.deploy_function = self.functions["deploy_model"]
         substitutions = {
@@ -317,6 +316,7 @@ class TrainingPipeline(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.failure_alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+        self.environment = environment
 
     def _alarm_topic(self) -> sns.Topic:
         """A topic CloudWatch alarms can publish to: its own customer key, whose policy lets
@@ -361,20 +361,29 @@ class TrainingPipeline(Construct):
         )
         return topic
 
-    def _step_function(self, handler: str, environment: dict[str, str]) -> lambda_.Function:
-        grants = STEP_GRANTS[handler]
+    def step_function(
+        self,
+        handler: str,
+        environment: dict[str, str],
+        *,
+        module: str = PIPELINE_HANDLER_MODULE,
+        grants: Grants | None = None,
+    ) -> lambda_.Function:
+        """A pipeline image Lambda running `module.handler`, granted `grants` (default: the
+        training pipeline step's, STEP_GRANTS) and nothing else."""
+        grants = grants or STEP_GRANTS[handler]
         name = self.names.step_function(handler)
         function = lambda_.DockerImageFunction(
             self,
             handler.title().replace("_", ""),
             function_name=name,
             code=(
-                self.pipeline_image.lambda_code(f"{PIPELINE_HANDLER_MODULE}.{handler}")
+                self.pipeline_image.lambda_code(f"{module}.{handler}")
                 if self.pipeline_image is not None
                 else lambda_.DockerImageCode.from_image_asset(
                     directory=str(REPO),
                     file=PIPELINE_IMAGE_DOCKERFILE,
-                    cmd=[f"{PIPELINE_HANDLER_MODULE}.{handler}"],
+                    cmd=[f"{module}.{handler}"],
                     exclude=IMAGE_CONTEXT_EXCLUDES,
                     platform=ecr_assets.Platform.LINUX_AMD64,
                 )

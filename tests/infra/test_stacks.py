@@ -13,6 +13,7 @@ from contracts.names import (
     API_STAGE,
     PRICE_SHIFT_METRIC,
     PRODUCTION_ERROR_ON_BATCH_METRIC,
+    SCORING_STEP_FUNCTIONS,
     SERVING_HANDLER,
     STEP_FUNCTIONS,
     Env,
@@ -36,6 +37,17 @@ DEV = PROFILES["dev"]
 
 def resources(synthesized: Synthesized, stack: str, kind: str) -> dict[str, Any]:
     return {k: v for k, v in synthesized.raw(stack)["Resources"].items() if v["Type"] == kind}
+
+
+def state_machine(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    (machine,) = [
+        m
+        for m in resources(
+            synthesized, "FacetTrainingPipeline", "AWS::StepFunctions::StateMachine"
+        ).values()
+        if m["Properties"]["StateMachineName"] == name
+    ]
+    return machine
 
 
 def test_data_lake_buckets_are_kms_encrypted_versioned_private(synthesized: Synthesized) -> None:
@@ -100,9 +112,7 @@ def test_data_lake_sends_object_events_to_eventbridge(synthesized: Synthesized) 
 
 
 def test_state_machine_is_the_shared_asl_file_with_substitutions(synthesized: Synthesized) -> None:
-    (machine,) = resources(
-        synthesized, "FacetTrainingPipeline", "AWS::StepFunctions::StateMachine"
-    ).values()
+    machine = state_machine(synthesized, STATE_MACHINE)
     properties = machine["Properties"]
     assert properties["StateMachineName"] == STATE_MACHINE
     # DefinitionBody.from_file ships the file itself as an S3 asset, byte for byte.
@@ -120,9 +130,7 @@ def test_state_machine_is_the_shared_asl_file_with_substitutions(synthesized: Sy
 
 
 def test_state_machine_substitutes_each_step_function(synthesized: Synthesized) -> None:
-    (machine,) = resources(
-        synthesized, "FacetTrainingPipeline", "AWS::StepFunctions::StateMachine"
-    ).values()
+    machine = state_machine(synthesized, STATE_MACHINE)
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
     functions = resources(synthesized, "FacetTrainingPipeline", "AWS::Lambda::Function")
     by_logical_id = {
@@ -154,7 +162,7 @@ def test_pipeline_functions_are_images_with_their_handler_and_shared_env_names(
         }
     assert commands == {
         step_function_name(h): f"pipeline.handlers.{h}" for h in STEP_FUNCTIONS.values()
-    }
+    } | {step_function_name(h): f"pipeline.scoring.{h}" for h in SCORING_STEP_FUNCTIONS.values()}
 
 
 def test_serving_lambda_runtime_memory_and_environment(synthesized: Synthesized) -> None:
@@ -363,7 +371,8 @@ def test_iam_s3_object_grants_are_scoped_to_zone_prefixes(synthesized: Synthesiz
                 text = json.dumps(resource)
                 assert re.search(
                     r"/(raw|validated|quarantine|curated/ledger|curated/datasets|curated/batches|"
-                    r"curated/recent-holdouts|reports|training-jobs|inference|mlflow)/\*",
+                    r"curated/recent-holdouts|reports|training-jobs|inference|mlflow|"
+                    r"scoring/work|scoring/results)/\*",
                     text,
                 ), (where, text)
 
@@ -447,7 +456,11 @@ def test_the_training_job_gets_its_environment_from_the_dataset_step(
 
 def test_each_role_can_only_be_passed_to_the_service_it_is_for(synthesized: Synthesized) -> None:
     passes = [s for _, s in _statements(synthesized) if s["Action"] == "iam:PassRole"]
-    service_of = {"TrainingRole": "sagemaker", "ShadowScheduler": "scheduler"}
+    service_of = {
+        "TrainingRole": "sagemaker",
+        "TransformRole": "sagemaker",
+        "ShadowScheduler": "scheduler",
+    }
     seen = set()
     for statement in passes:
         role = statement["Resource"]["Fn::GetAtt"][0]

@@ -1,0 +1,256 @@
+"""Bulk scoring: catalogues landed under scoring/incoming/ are priced by a SageMaker batch
+transform job with the production model package's serving image (pipeline/scoring_flow.asl.json).
+
+Its step Lambdas read and write the scoring prefixes of the lake only; the transform job's role
+reads its input parts and the model artifact, writes its output under scoring/work/, pulls the
+serving image, and nothing else.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from contracts.names import (
+    RAW_BATCH_EVENT_PATHS,
+    RAW_BATCH_EVENT_TEMPLATE,
+    SCORING_HANDLER_MODULE,
+    SCORING_INCOMING_PREFIX,
+    SCORING_RESULTS_PREFIX,
+    SCORING_STEP_FUNCTIONS,
+    SCORING_WORK_PREFIX,
+    BucketRole,
+    Env,
+    ScoringSubstitution,
+    catalogue_event_pattern,
+)
+from infra import lifecycle
+from infra.assets import SCORING_ASL_PATH
+from infra.nag import Nag, bucket, bucket_objects, service_arn
+from infra.training_pipeline import Grants, TrainingPipeline, acknowledge_common
+
+TRANSFORM_INSTANCE_TYPE = "ml.m5.xlarge"
+SCORING_GRANTS = {
+    "prepare_catalogue": Grants(
+        read=(SCORING_INCOMING_PREFIX,),
+        write=(SCORING_WORK_PREFIX, SCORING_RESULTS_PREFIX),
+        production_read=True,
+    ),
+    "join_scores": Grants(read=(SCORING_WORK_PREFIX,), write=(SCORING_RESULTS_PREFIX,)),
+    "record_scoring_failure": Grants(write=(SCORING_RESULTS_PREFIX,)),
+}
+REASONS = {
+    "work": "A transform job reads its input parts and writes its output under "
+    "scoring/work/<catalogue>/ (a name per run); the grant covers that prefix only.",
+    "jobs": "Transform jobs and their models are named per run (facet-<stage>-score-<stamp>-"
+    "<hash>); the grant covers the stage's scoring prefix only.",
+    "logs": "SageMaker names a log stream per transform instance inside this one log group.",
+}
+
+
+class ScoringFlow(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipeline: TrainingPipeline, instances: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.pipeline = pipeline
+        names = pipeline.names
+        environment = pipeline.environment | {Env.TRANSFORM_INSTANCE_COUNT.value: str(instances)}
+        self.functions: dict[str, lambda_.Function] = {
+            handler: pipeline.step_function(
+                handler,
+                environment,
+                module=SCORING_HANDLER_MODULE,
+                grants=SCORING_GRANTS[handler],
+            )
+            for handler in SCORING_STEP_FUNCTIONS.values()
+        }
+        self.model_role = self._model_role()
+        substitutions = {
+            placeholder.value: self.functions[handler].function_arn
+            for placeholder, handler in SCORING_STEP_FUNCTIONS.items()
+        }
+        substitutions |= {
+            ScoringSubstitution.MODEL_ROLE_ARN.value: self.model_role.role_arn,
+            ScoringSubstitution.INSTANCE_TYPE.value: TRANSFORM_INSTANCE_TYPE,
+            ScoringSubstitution.OUTPUT_KEY_ARN.value: pipeline.lake.key.key_arn,
+        }
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.scoring_state_machine,
+            definition_body=sfn.DefinitionBody.from_file(str(SCORING_ASL_PATH)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self,
+                    "StateMachineLogs",
+                    retention=pipeline.log_retention,
+                    removal_policy=lifecycle.OPERATIONAL.policy,
+                ),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
+            tracing_enabled=True,
+            timeout=Duration.hours(6),
+        )
+        self._grant_state_machine()
+        rule = events.Rule(
+            self,
+            "CatalogueArrived",
+            rule_name=names.catalogue_rule,
+            description="A catalogue under scoring/incoming/ starts a scoring run.",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail=catalogue_event_pattern(pipeline.lake.bucket.bucket_name)["detail"],  # type: ignore[arg-type]
+            ),
+        )
+        rule.add_target(
+            targets.SfnStateMachine(
+                self.state_machine,
+                dead_letter_queue=pipeline.dead_letters.queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        # The same transformer as the raw batch rule (and the local emulation's).
+        rule.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "Targets.0.InputTransformer",
+            {"InputPathsMap": RAW_BATCH_EVENT_PATHS, "InputTemplate": RAW_BATCH_EVENT_TEMPLATE},
+        )
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "ScoringFailed",
+            alarm_description="A scoring run failed; its reason is in "
+            "scoring/results/<catalogue>/summary.json.",
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failure_alarm.add_alarm_action(actions.SnsAction(pipeline.alarm_topic))
+
+    def _model_role(self) -> iam.Role:
+        """The role the transform job's containers run with (the model's execution role)."""
+        pipeline = self.pipeline
+        role = iam.Role(
+            self,
+            "TransformRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker batch transform jobs of the Facet scoring flow",
+        )
+        nag = Nag(role)
+        work = bucket_objects(pipeline.names, BucketRole.DATA_LAKE, SCORING_WORK_PREFIX)
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[work.value])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket(pipeline.names, BucketRole.DATA_LAKE).value],
+                conditions={"StringLike": {"s3:prefix": [f"{SCORING_WORK_PREFIX}*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[pipeline.arns.model_artifacts.value]
+            )
+        )
+        pipeline.serving_image.grant_pull(role)
+        pipeline.lake.key.grant_encrypt_decrypt(role)
+        transform_logs = service_arn("logs", "log-group:/aws/sagemaker/TransformJobs:*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[transform_logs.value],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        nag.wildcard(work, REASONS["work"])
+        nag.wildcard(
+            pipeline.arns.model_artifacts,
+            "The production package's model.tar.gz "
+            "is under training-jobs/<job>/output/; the grant covers that prefix only.",
+        )
+        nag.wildcard(transform_logs, REASONS["logs"])
+        nag.acknowledge(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource ARN; "
+            "the metric grant is limited to SageMaker's namespaces by a condition.",
+        )
+        acknowledge_common(nag, metrics=True, basic=False)
+        return role
+
+    def _grant_state_machine(self) -> None:
+        pipeline, machine = self.pipeline, self.state_machine
+        arns = pipeline.arns
+        for function in self.functions.values():
+            function.grant_invoke(machine)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModel", "sagemaker:AddTags"],
+                resources=[arns.scoring_models.value],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"], resources=[arns.packages.value]
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[arns.transform_jobs.value],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.model_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        # The transform job writes its output with the lake's key, as the caller.
+        pipeline.lake.key.grant(machine, "kms:GenerateDataKey*", "kms:Decrypt")
+        nag = Nag(machine)
+        nag.wildcard(arns.transform_jobs, REASONS["jobs"])
+        nag.wildcard(arns.scoring_models, REASONS["jobs"])
+        nag.wildcard(
+            arns.packages,
+            "A model is created from whichever package is in production (its version is only "
+            "known at run time); the grant covers the Facet group only.",
+        )
+        acknowledge_common(nag, basic=False)
+        stack = Stack.of(self)
+        for function in self.functions.values():
+            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
+            nag.acknowledge(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
+                reason="Lambda's invoke grant covers the function's versions and aliases "
+                "(<arn>:*).",
+            )
