@@ -12,11 +12,11 @@ from typing import Final
 PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
-def die_with_parent(parent_pid: int) -> bool:
-    """Ask the kernel for a SIGTERM when the parent dies, however it dies (a `kill -9` of the
-    emulator too); False if it is already gone. Asked by the child after exec, not in a pre-exec
-    hook of a threaded parent."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(parent_pid: int, signal_number: int = signal.SIGTERM) -> bool:
+    """Ask the kernel for a signal (SIGTERM: a graceful stop) when the parent dies, however it
+    dies (a `kill -9` of the emulator too); False if it is already gone. Asked by the child after
+    exec, not in a pre-exec hook of a threaded parent."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal_number)
     return os.getppid() == parent_pid
 
 

@@ -109,7 +109,12 @@ class Session:
             state_machine_arn=self.deployment.scoring_state_machine_arn,
         )
         sfn = client("stepfunctions")
-        own = [r for r in results if _triggered_by(sfn, r.arn, *landed)]
+        own = [
+            r
+            for r in results
+            if _triggered_by(sfn, r.arn, *landed)
+            and not ((r.output or {}).get("scoring") or {}).get("duplicate")
+        ]
         if not own:
             raise EmulatorGoneError(f"no scoring run started for {landed[0]}")
         return own[-1]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Final
 
@@ -14,7 +15,9 @@ PARENT_ENV: Final = "FACET_TRANSFORM_PARENT"
 
 
 def main() -> int:
-    if not die_with_parent(int(os.environ[PARENT_ENV])):
+    # SIGKILL, not SIGTERM: uvicorn's graceful stop would finish a mini-batch nobody waits for,
+    # and a transform container keeps nothing worth a graceful stop.
+    if not die_with_parent(int(os.environ[PARENT_ENV]), signal.SIGKILL):
         return 0
     sagemaker_serve.main()
     return 0

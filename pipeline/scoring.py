@@ -135,6 +135,14 @@ def prepare_catalogue(event: dict[str, Any], context: Any) -> dict[str, Any]:
             f"{CATALOGUE_MAX_BYTES:,} bytes: split it into several files"
         )
     explain = _explain_wanted({k.lower(): v for k, v in head.get("Metadata", {}).items()})
+    # EventBridge delivers at least once (and moto sends two events for a multipart upload):
+    # one upload, identified by its ETag and time, is scored by one run.
+    upload = f"{bucket}/{key}/{head.get('ETag', '')}/{head.get('LastModified', '')}"
+    claim = f"{SCORING_WORK_PREFIX}claims/{hashlib.sha256(upload.encode()).hexdigest()}.json"
+    if not lake.claim(s3, bucket, claim, {"name": name, "execution": execution}):
+        first = lake.read_json(s3, bucket, claim)
+        log.info("%s is already being scored as %s", source, first)
+        return {"duplicate": True, "name": str(first.get("name", "")), "source": source}
     pointer = registry.read_pointer(boto3.client("ssm"), settings.production_model_param)
     if pointer.arn is None:
         raise CatalogueError("no model is in production yet: nothing can price the catalogue")
@@ -169,6 +177,7 @@ def prepare_catalogue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3.put_object(Bucket=settings.data_bucket, Key=accepted_key, Body=buffer.getvalue())
     log.info("catalogue %s: %s", source, report.to_dict())
     return {
+        "duplicate": False,
         "name": name,
         "source": source,
         "job_name": _job_name(settings, name, execution),

@@ -22,6 +22,7 @@ from local_emulation.emulator import free_port
 from local_emulation.provision import client
 from local_emulation.session import Session, open_session
 from local_emulation.simulate import make_batches, make_catalogue
+from local_emulation.triggers import start, wait_for
 from pipeline.lake import list_keys
 from training.validate import ROW_COLUMN
 
@@ -226,3 +227,27 @@ def test_prices_only_has_no_explanation_columns(production: Session, tmp_path: P
     assert len(prices) == 500 and summary["explain"] is False
     assert list(prices.columns) == [ROW_COLUMN, *FEATURE_NAMES, *scored_columns(False)]
     assert math.isfinite(prices["price_usd"].sum())
+
+
+def test_a_second_event_for_the_same_upload_is_not_scored_again(
+    production: Session, scored: tuple[dict[str, object], pd.DataFrame]
+) -> None:
+    # GIVEN the run input the catalogue's upload produced, delivered again (EventBridge delivers
+    # at least once; moto even sends two events for one multipart upload)
+    output, _ = scored
+    sfn = client("stepfunctions")
+    run_input = {k: output[k] for k in ("trigger", "bucket", "key", "etag", "event_time")}
+    arn = start(sfn, production.deployment.scoring_state_machine_arn, run_input)
+    result = wait_for(sfn, arn, timeout=120)
+    # THEN the run ends without a second transform job, naming the first run's results
+    assert result.status == "SUCCEEDED"
+    assert result.output is not None
+    assert result.output["scoring"]["duplicate"] is True
+    summary = output["summary"]
+    assert isinstance(summary, dict)
+    assert result.output["scoring"]["name"] == summary["name"]
+    jobs = client("sagemaker").list_transform_jobs(NameContains=NAMES.transform_job_prefix)
+    assert summary["transform_job"] in [
+        j["TransformJobName"] for j in jobs["TransformJobSummaries"]
+    ]
+    assert "transform" not in result.output
