@@ -38,6 +38,25 @@ def _production(session: Session, directory: Path) -> None:
     session.embedded.settle()
 
 
+def state_seconds(execution_arn: str) -> dict[str, float]:
+    """Seconds from entering each state to entering the next (a polling loop's states summed)."""
+    from local_emulation.provision import client
+
+    events = client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    entered = [
+        (e["stateEnteredEventDetails"]["name"], e["timestamp"])
+        for e in events
+        if "stateEnteredEventDetails" in e
+    ]
+    end = events[-1]["timestamp"]
+    seconds: dict[str, float] = {}
+    for (name, at), (_, following) in zip(entered, [*entered[1:], ("", end)], strict=True):
+        seconds[name] = seconds.get(name, 0.0) + (following - at).total_seconds()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stones", type=int, default=1_000_000)
@@ -66,6 +85,17 @@ def main() -> None:
             figures.line(
                 f"{kind}: landing to results ({summary['priced']:,} priced)",
                 f"{wall:.1f} s",
+                "(info)",
+                None,
+            )
+            steps = state_seconds(result.arn)
+            polling = sum(
+                steps.get(n, 0.0) for n in ("Wait for transform job", "Check transform job")
+            )
+            figures.line(
+                f"  {kind}: prepare (validate, split) / transform / join",
+                f"{steps.get('Prepare catalogue', 0):.1f} / {polling:.1f} / "
+                f"{steps.get('Join results', 0):.1f} s",
                 "(info)",
                 None,
             )

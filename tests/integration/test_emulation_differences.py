@@ -90,6 +90,30 @@ def test_moto_s3_event_uses_eTag(lake: dict[str, Any]) -> None:
     assert "eTag" in event["detail"]["object"] and "etag" not in event["detail"]["object"]
 
 
+def test_moto_sends_two_object_created_events_for_one_multipart_upload(
+    lake: dict[str, Any],
+) -> None:
+    boto3.client("events").put_targets(
+        Rule=lake["rule"], Targets=[{"Id": "queue", "Arn": lake["queue_arn"]}]
+    )
+    s3 = boto3.client("s3")
+    upload = s3.create_multipart_upload(Bucket=lake["bucket"], Key="raw/large.csv")["UploadId"]
+    part = s3.upload_part(
+        Bucket=lake["bucket"], Key="raw/large.csv", UploadId=upload, PartNumber=1, Body=b"a\n1\n"
+    )
+    s3.complete_multipart_upload(
+        Bucket=lake["bucket"],
+        Key="raw/large.csv",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    time.sleep(0.3)
+    messages = boto3.client("sqs").receive_message(QueueUrl=lake["queue"], MaxNumberOfMessages=10)
+    events = [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    # AWS sends one (CompleteMultipartUpload); moto a PUT and a CompleteMultipartUpload
+    assert [e["detail"]["object"]["key"] for e in events] == ["raw/large.csv"] * 2
+
+
 def test_moto_context_start_time_breaks_describe_execution(aws_emulator: EmbeddedEmulator) -> None:
     sfn = boto3.client("stepfunctions")
     role = boto3.client("iam").create_role(
