@@ -63,6 +63,7 @@ bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not test
 	$(BIN)/python benchmarks/bench_infra.py
 	$(BIN)/python benchmarks/bench_shadow.py
 	$(BIN)/python benchmarks/bench_tracking.py
+	$(BIN)/python benchmarks/bench_scoring.py
 	$(BIN)/python benchmarks/figures.py
 
 synth: $(SETUP_STAMP) ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.

@@ -14,7 +14,6 @@ each worker process and of the emulator's own process.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import resource
 import tempfile
 import time
@@ -29,9 +28,7 @@ from local_emulation.simulate import make_batches, make_catalogue
 def _production(session: Session, directory: Path) -> None:
     batch = make_batches(1, rows=3000)[0]
     path = batch.write(directory)
-    landed = dt.datetime.now(dt.UTC)
-    key = session.land_batch(path, batch.name)
-    (result,) = session.run_triggers(lambda *_: None, landed=(key, landed))
+    (result,) = session.ingest(path, batch.name)
     if result.status != "SUCCEEDED":
         raise SystemExit(f"the training run failed: {result.cause}")
     assert session.embedded is not None

@@ -8,11 +8,7 @@ serving image, and nothing else.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -20,8 +16,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.names import (
-    RAW_BATCH_EVENT_PATHS,
-    RAW_BATCH_EVENT_TEMPLATE,
     SCORING_HANDLER_MODULE,
     SCORING_INCOMING_PREFIX,
     SCORING_RESULTS_PREFIX,
@@ -103,42 +97,20 @@ class ScoringFlow(Construct):
             timeout=Duration.hours(6),
         )
         self._grant_state_machine()
-        rule = events.Rule(
+        pipeline.object_created_rule(
             self,
             "CatalogueArrived",
             rule_name=names.catalogue_rule,
             description="A catalogue under scoring/incoming/ starts a scoring run.",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail=catalogue_event_pattern(pipeline.lake.bucket.bucket_name)["detail"],  # type: ignore[arg-type]
-            ),
+            pattern=catalogue_event_pattern(pipeline.lake.bucket.bucket_name),
+            machine=self.state_machine,
         )
-        rule.add_target(
-            targets.SfnStateMachine(
-                self.state_machine,
-                dead_letter_queue=pipeline.dead_letters.queue,
-                retry_attempts=8,
-                max_event_age=Duration.hours(24),
-            )
-        )
-        # The same transformer as the raw batch rule (and the local emulation's).
-        rule.node.default_child.add_property_override(  # type: ignore[union-attr]
-            "Targets.0.InputTransformer",
-            {"InputPathsMap": RAW_BATCH_EVENT_PATHS, "InputTemplate": RAW_BATCH_EVENT_TEMPLATE},
-        )
-        self.failure_alarm = cloudwatch.Alarm(
+        self.failure_alarm = pipeline.alarm_on_failures(
             self,
             "ScoringFailed",
-            alarm_description="A scoring run failed; its reason is in "
-            "scoring/results/<catalogue>/summary.json.",
-            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.state_machine,
+            "A scoring run failed; its reason is in scoring/results/<catalogue>/summary.json.",
         )
-        self.failure_alarm.add_alarm_action(actions.SnsAction(pipeline.alarm_topic))
 
     def _model_role(self) -> iam.Role:
         """The role the transform job's containers run with (the model's execution role)."""
@@ -205,8 +177,7 @@ class ScoringFlow(Construct):
     def _grant_state_machine(self) -> None:
         pipeline, machine = self.pipeline, self.state_machine
         arns = pipeline.arns
-        for function in self.functions.values():
-            function.grant_invoke(machine)
+        nag = pipeline.grant_steps(machine, list(self.functions.values()))
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:CreateModel", "sagemaker:AddTags"],
@@ -237,7 +208,6 @@ class ScoringFlow(Construct):
         )
         # The transform job writes its output with the lake's key, as the caller.
         pipeline.lake.key.grant(machine, "kms:GenerateDataKey*", "kms:Decrypt")
-        nag = Nag(machine)
         nag.wildcard(arns.transform_jobs, REASONS["jobs"])
         nag.wildcard(arns.scoring_models, REASONS["jobs"])
         nag.wildcard(
@@ -246,11 +216,3 @@ class ScoringFlow(Construct):
             "known at run time); the grant covers the Facet group only.",
         )
         acknowledge_common(nag, basic=False)
-        stack = Stack.of(self)
-        for function in self.functions.values():
-            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
-            nag.acknowledge(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                reason="Lambda's invoke grant covers the function's versions and aliases "
-                "(<arn>:*).",
-            )

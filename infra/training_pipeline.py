@@ -304,19 +304,85 @@ class TrainingPipeline(Construct):
         self.dead_letters.alarm_to(self.alarm_topic)
         if alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        self.failure_alarm = cloudwatch.Alarm(
+        self.failure_alarm = self.alarm_on_failures(
             self,
             "PipelineFailed",
-            alarm_description="A training pipeline run failed; production is unchanged. See the "
-            "run's report in reports/.",
-            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            self.state_machine,
+            "A training pipeline run failed; production is unchanged. See the run's report in "
+            "reports/.",
+        )
+        self.environment = environment
+
+    def alarm_on_failures(
+        self, scope: Construct, construct_id: str, machine: sfn.StateMachine, description: str
+    ) -> cloudwatch.Alarm:
+        """An alarm on any failed execution of `machine`, to the stage's alarm topic."""
+        alarm = cloudwatch.Alarm(
+            scope,
+            construct_id,
+            alarm_description=description,
+            metric=machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.failure_alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
-        self.environment = environment
+        alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+        return alarm
+
+    def object_created_rule(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        rule_name: str,
+        description: str,
+        pattern: dict[str, object],
+        machine: sfn.StateMachine,
+    ) -> events.Rule:
+        """A rule for the lake's S3 "Object Created" events matching `pattern` that starts
+        `machine` through exactly the transformer the local emulation applies
+        (contracts.names.RAW_BATCH_EVENT_*), retried, with the dead-letter queue."""
+        rule = events.Rule(
+            scope,
+            construct_id,
+            rule_name=rule_name,
+            description=description,
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail=pattern["detail"],  # type: ignore[arg-type]
+            ),
+        )
+        rule.add_target(
+            targets.SfnStateMachine(
+                machine,
+                dead_letter_queue=self.dead_letters.queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        rule.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "Targets.0.InputTransformer",
+            {"InputPathsMap": RAW_BATCH_EVENT_PATHS, "InputTemplate": RAW_BATCH_EVENT_TEMPLATE},
+        )
+        return rule
+
+    @staticmethod
+    def grant_steps(machine: sfn.StateMachine, functions: list[lambda_.Function]) -> Nag:
+        """`machine` may invoke its step functions; the Nag of its role, with the invoke grant's
+        `<arn>:*` acknowledged."""
+        nag = Nag(machine)
+        stack = Stack.of(machine)
+        for function in functions:
+            function.grant_invoke(machine)
+            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
+            nag.acknowledge(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
+                reason="Lambda's invoke grant covers the function's versions and aliases "
+                "(<arn>:*).",
+            )
+        return nag
 
     def _alarm_topic(self) -> sns.Topic:
         """A topic CloudWatch alarms can publish to: its own customer key, whose policy lets
@@ -624,8 +690,7 @@ class TrainingPipeline(Construct):
         return role
 
     def _grant_state_machine(self) -> None:
-        for function in self.functions.values():
-            function.grant_invoke(self.state_machine)
+        nag = self.grant_steps(self.state_machine, list(self.functions.values()))
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
@@ -643,42 +708,17 @@ class TrainingPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        nag = Nag(self.state_machine)
         nag.wildcard(self.arns.training_jobs, REASONS["jobs"])
         acknowledge_common(nag, kms=False, basic=False)
-        stack = Stack.of(self)
-        for function in self.functions.values():
-            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
-            nag.acknowledge(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                reason="Lambda's invoke grant covers the function's versions and aliases "
-                "(<arn>:*).",
-            )
 
     def _triggers(self) -> None:
-        raw_rule = events.Rule(
+        self.object_created_rule(
             self,
             "RawBatchArrived",
             rule_name=self.names.raw_object_rule,
             description="A new batch of appraisals under raw/ starts a pipeline run.",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail=raw_object_event_pattern(self.lake.bucket.bucket_name)["detail"],  # type: ignore[arg-type]
-            ),
-        )
-        raw_rule.add_target(
-            targets.SfnStateMachine(
-                self.state_machine,
-                dead_letter_queue=self.dead_letters.queue,
-                retry_attempts=8,
-                max_event_age=Duration.hours(24),
-            )
-        )
-        # Exactly the transformer the local emulation applies (contracts.names).
-        raw_rule.node.default_child.add_property_override(  # type: ignore[union-attr]
-            "Targets.0.InputTransformer",
-            {"InputPathsMap": RAW_BATCH_EVENT_PATHS, "InputTemplate": RAW_BATCH_EVENT_TEMPLATE},
+            pattern=raw_object_event_pattern(self.lake.bucket.bucket_name),
+            machine=self.state_machine,
         )
         schedule = events.Rule(
             self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ import boto3
 import typer
 
 from contracts.api import API_KEY_HEADER
-from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env, StageNames, TrainingJobEnv
+from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env, StageNames, TrainingJobEnv, Zone
 from contracts.schema import example_diamond
 from contracts.settings import Settings
 from local_emulation import (
@@ -122,10 +121,8 @@ def _run_batches(
 ) -> list[ExecutionResult]:
     results = []
     for path, name in paths:
-        landed_at = dt.datetime.now(dt.UTC)
-        key = session.land_batch(path, name)
-        typer.echo(f"landed s3://{session.deployment.data_bucket}/{key}")
-        for result in session.run_triggers(_progress(started), landed=(key, landed_at)):
+        typer.echo(f"landing {path} in s3://{session.deployment.data_bucket}/{Zone.RAW.prefix()}")
+        for result in session.ingest(path, name, _progress(started)):
             state = RunState.model_validate(result.output or {})
             if state.deployment is not None and state.deployment.deployed:
                 assert state.registration is not None

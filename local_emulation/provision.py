@@ -9,7 +9,9 @@ import io
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, Final
 
 import boto3
@@ -351,6 +353,32 @@ def _function(
     return str(arn)
 
 
+def _step_functions(
+    lam: Any,
+    names: StageNames,
+    steps: Iterable[tuple[StrEnum, str]],
+    module: str,
+    *,
+    role: str,
+    code: bytes,
+    environment: dict[str, str],
+) -> dict[str, str]:
+    """One function per step (`module.handler`); the ASL substitutions naming them."""
+    return {
+        placeholder.value: _function(
+            lam,
+            name=names.step_function(handler),
+            handler=f"{module}.{handler}",
+            role=role,
+            code=code,
+            environment=environment,
+            timeout=PIPELINE_LAMBDA_TIMEOUT,
+            memory=PIPELINE_LAMBDA_MEMORY,
+        )
+        for placeholder, handler in steps
+    }
+
+
 def _state_machine(name: str, definition: str, role: str) -> str:
     sfn = client("stepfunctions")
     existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
@@ -411,19 +439,15 @@ def _scoring_flow(
     scoring_environment = environment | {
         Env.TRANSFORM_INSTANCE_COUNT.value: str(LOCAL_TRANSFORM_INSTANCES)
     }
-    substitutions = {
-        placeholder.value: _function(
-            lam,
-            name=stage_names.step_function(handler),
-            handler=f"{SCORING_HANDLER_MODULE}.{handler}",
-            role=roles["lambda"],
-            code=code,
-            environment=scoring_environment,
-            timeout=PIPELINE_LAMBDA_TIMEOUT,
-            memory=PIPELINE_LAMBDA_MEMORY,
-        )
-        for placeholder, handler in SCORING_STEP_FUNCTIONS.items()
-    }
+    substitutions = _step_functions(
+        lam,
+        stage_names,
+        SCORING_STEP_FUNCTIONS.items(),
+        SCORING_HANDLER_MODULE,
+        role=roles["lambda"],
+        code=code,
+        environment=scoring_environment,
+    )
     substitutions |= {
         ScoringSubstitution.MODEL_ROLE_ARN.value: roles["sagemaker"],
         ScoringSubstitution.INSTANCE_TYPE.value: LOCAL_INSTANCE_TYPE,
@@ -516,18 +540,15 @@ def provision(
         environment[Env.SHADOW_SAMPLE.value] = f"{shadow[0]:g}"
         environment[Env.SHADOW_MINUTES.value] = str(shadow[1])
     code = lambda_zip(PIPELINE_CODE_PACKAGES)
-    substitutions: dict[str, str] = {}
-    for placeholder, handler in STEP_FUNCTIONS.items():
-        substitutions[placeholder.value] = _function(
-            lam,
-            name=stage_names.step_function(handler),
-            handler=f"{PIPELINE_HANDLER_MODULE}.{handler}",
-            role=roles["lambda"],
-            code=code,
-            environment=environment,
-            timeout=PIPELINE_LAMBDA_TIMEOUT,
-            memory=PIPELINE_LAMBDA_MEMORY,
-        )
+    substitutions = _step_functions(
+        lam,
+        stage_names,
+        STEP_FUNCTIONS.items(),
+        PIPELINE_HANDLER_MODULE,
+        role=roles["lambda"],
+        code=code,
+        environment=environment,
+    )
     serving_arn = _function(
         lam,
         name=stage_names.serving_function,

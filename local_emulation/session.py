@@ -76,6 +76,14 @@ class Session:
         client("s3").upload_file(str(path), self.deployment.data_bucket, key)
         return key
 
+    def ingest(
+        self, path: Path, name: str, on_state: Callable[[str, str], None] = lambda *_: None
+    ) -> list[ExecutionResult]:
+        """Land a batch in raw/ and wait for the pipeline runs its upload starts."""
+        landed_at = dt.datetime.now(dt.UTC)
+        key = self.land_batch(path, name)
+        return self.run_triggers(on_state, landed=(key, landed_at))
+
     def land_catalogue(self, path: Path, *, explain: bool) -> tuple[str, dt.datetime]:
         """Upload a catalogue under scoring/incoming/ as a partner would; (key, when)."""
         key = f"{SCORING_INCOMING_PREFIX}{path.name}"

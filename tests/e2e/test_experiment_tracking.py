@@ -34,9 +34,7 @@ def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sess
     with open_session(fresh=True, tracking=True, provision_options={"stage": STAGE}) as session:
         batch = make_batches(1, rows=3000)[0]
         path = batch.write(tmp_path_factory.mktemp("batches"))
-        landed = dt.datetime.now(dt.UTC)
-        key = session.land_batch(path, batch.name)
-        (result,) = session.run_triggers(lambda *_: None, landed=(key, landed))
+        (result,) = session.ingest(path, batch.name)
         assert result.status == "SUCCEEDED", result.cause
         assert session.embedded is not None
         session.embedded.settle()
