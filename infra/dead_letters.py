@@ -15,6 +15,7 @@ from constructs import Construct
 
 from infra import lifecycle
 from infra.nag import Nag
+from infra.runbooks import with_runbook
 
 
 class DeadLetters(Construct):
@@ -41,8 +42,11 @@ class DeadLetters(Construct):
         alarm = cloudwatch.Alarm(
             self,
             "NotEmpty",
-            alarm_description=f"Undelivered: {self.purpose}. Inspect the dead-letter queue's "
-            "messages (they hold the event and the error), fix the cause, then redrive.",
+            alarm_description=with_runbook(
+                f"Undelivered: {self.purpose}. Inspect the dead-letter queue's messages (they "
+                "hold the event and the error), fix the cause, then redrive.",
+                "dead-letters",
+            ),
             metric=self.queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),

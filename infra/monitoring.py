@@ -18,10 +18,19 @@ from contracts.names import (
     StageNames,
 )
 from contracts.settings import GatePolicy, VerdictPolicy
+from infra.runbooks import with_runbook
 
 # Production's error on a new labelled batch above this (percent) means the market or the
 # data moved away from what production learned: the gate's own MAPE floor.
 BATCH_ERROR_ALARM_PERCENT = GatePolicy().max_mape * 100
+RUNBOOK_SECTIONS = {
+    "Api5xx": "api-5xx",
+    "ApiLatencyP99": "api-latency",
+    "ServingErrors": "serving-errors",
+    "ProductionErrorOnNewBatch": "new-batch-error",
+    "PriceShift": "price-shift",
+    "ServingThrottles": "serving-throttles",
+}
 
 
 class Monitoring(Construct):
@@ -169,7 +178,7 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 alarm_id,
-                alarm_description=description,
+                alarm_description=with_runbook(description, RUNBOOK_SECTIONS[alarm_id]),
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=periods,

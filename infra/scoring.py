@@ -29,6 +29,7 @@ from contracts.names import (
 from infra import lifecycle
 from infra.assets import SCORING_ASL_PATH
 from infra.nag import Nag, bucket, bucket_objects, service_arn
+from infra.runbooks import with_runbook
 from infra.training_pipeline import Grants, TrainingPipeline, acknowledge_common
 
 TRANSFORM_INSTANCE_TYPE = "ml.m5.xlarge"
@@ -109,7 +110,10 @@ class ScoringFlow(Construct):
             self,
             "ScoringFailed",
             self.state_machine,
-            "A scoring run failed; its reason is in scoring/results/<catalogue>/summary.json.",
+            with_runbook(
+                "A scoring run failed; its reason is in scoring/results/<catalogue>/summary.json.",
+                "scoring-failed",
+            ),
         )
 
     def _model_role(self) -> iam.Role:

@@ -43,6 +43,7 @@ from infra.assets import SERVING_PACKAGE
 from infra.data_lake import DataLake
 from infra.images import ContainerImage
 from infra.nag import Nag, StageArns, bucket_objects, service_arn
+from infra.runbooks import with_runbook
 from infra.training_pipeline import REASONS, acknowledge_common, registry_read
 
 SERVING_MEMORY = 1024
@@ -326,7 +327,9 @@ class Rollout(Construct):
                 self,
                 rule.name.removeprefix(f"{names.prefix}-").title().replace("-", ""),
                 alarm_name=rule.name,
-                alarm_description=rule.description,
+                alarm_description=with_runbook(
+                    rule.description, rule.name.removeprefix(f"{names.prefix}-")
+                ),
                 metric=cloudwatch.Metric(
                     namespace=rule.namespace,
                     metric_name=rule.metric,

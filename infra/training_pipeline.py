@@ -61,6 +61,7 @@ from infra.dead_letters import DeadLetters
 from infra.experiments import RUN_LINKER_ACTIONS, RUN_WRITER_ACTIONS, ExperimentTracking
 from infra.images import ContainerImage
 from infra.nag import Nag, ScopedArn, StageArns, bucket, bucket_objects, service_arn
+from infra.runbooks import with_runbook
 from infra.stages import StageProfile
 from infra.training_image import TRAINING_INSTANCE_TYPE, training_image_uri
 
@@ -308,8 +309,11 @@ class TrainingPipeline(Construct):
             self,
             "PipelineFailed",
             self.state_machine,
-            "A training pipeline run failed; production is unchanged. See the run's report in "
-            "reports/.",
+            with_runbook(
+                "A training pipeline run failed; production is unchanged. See the run's report "
+                "in reports/.",
+                "pipeline-failed",
+            ),
         )
         self.environment = environment
 
