@@ -2,8 +2,11 @@
 
     python diagrams/facet_diagrams.py [OUT_DIR]      # default: diagrams/
 
-Every AWS node names the CloudFormation resource type it stands for, so a test can check that each
-diagram shows only services the CDK app really declares.
+Every AWS node names the CloudFormation resource type it stands for (and, where the app declares
+several, which one), and the system overview draws its edges through `Recorder.edge`: a test
+checks each drawn edge against a real integration in the synthesized templates (one resource
+referring to the other: a rule's target, a grant, a metric, a substitution), so the picture
+cannot claim a connection the app does not make.
 """
 
 from __future__ import annotations
@@ -34,23 +37,46 @@ HERE = Path(__file__).resolve().parent
 GRAPH = {"fontsize": "13", "pad": "0.4", "nodesep": "0.5", "ranksep": "0.8"}
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a node stands for: a CloudFormation type (or asl:/local:/... part) and, where the app
+    declares several of that type, a fragment of the one's logical id or physical name."""
+
+    represents: str
+    match: str = ""
+
+
 @dataclass
 class Recorder:
-    """What each diagram draws: CloudFormation types, ASL resources (asl:...) or local parts."""
+    """What each diagram draws: CloudFormation types, ASL resources (asl:...) or local parts, and
+    the edges drawn with `edge`."""
 
     shown: dict[str, set[str]] = field(default_factory=dict)
+    nodes: dict[int, Shown] = field(default_factory=dict)
+    edges: dict[str, list[tuple[Shown, Shown, str]]] = field(default_factory=dict)
     current: str = ""
 
-    def node(self, kind: type, label: str, represents: str) -> Any:
+    def node(self, kind: type, label: str, represents: str, match: str = "") -> Any:
         self.shown.setdefault(self.current, set()).add(represents)
-        return kind(label)
+        drawn = kind(label)
+        self.nodes[id(drawn)] = Shown(represents, match)
+        return drawn
+
+    def edge(self, source: Any, target: Any, label: str = "", **attributes: str) -> None:
+        """Draw source → target and record it (both must be recorded nodes)."""
+        source >> Edge(label=label, **attributes) >> target
+        self.edges.setdefault(self.current, []).append(
+            (self.nodes[id(source)], self.nodes[id(target)], label)
+        )
 
 
 RECORDER = Recorder()
 
 
 @contextmanager
-def diagram(name: str, title: str, out_dir: Path, direction: str = "LR") -> Any:
+def diagram(
+    name: str, title: str, out_dir: Path, direction: str = "LR", splines: str = "ortho"
+) -> Any:
     RECORDER.current = name
     RECORDER.shown[name] = set()
     with Diagram(
@@ -59,58 +85,122 @@ def diagram(name: str, title: str, out_dir: Path, direction: str = "LR") -> Any:
         show=False,
         outformat="png",
         direction=direction,
-        graph_attr=GRAPH,
+        # Curved edges where many cross: Graphviz's orthogonal router can end an arrow beside
+        # its node rather than on it.
+        graph_attr=GRAPH | {"splines": splines},
     ) as drawn:
         yield drawn
 
 
 def system_overview(out_dir: Path) -> None:
-    n = RECORDER.node
-    with diagram("system_overview", "Facet on AWS: data in, model registered, prices out", out_dir):
+    n, e = RECORDER.node, RECORDER.edge
+    with diagram(
+        "system_overview",
+        "Facet on AWS: data in, model registered, prices out",
+        out_dir,
+        splines="spline",
+    ):
         appraisers = Users("appraisals (CSV)")
         clients = Users("web app / partners")
-        with Cluster("Data lake (S3, SSE-KMS, versioned)"):
-            lake = n(
-                S3, "raw/ validated/ quarantine/\ncurated/ inference/ reports/", "AWS::S3::Bucket"
+        with Cluster("AWS account (one per stage: dev, staging, prod)"), Cluster("Region"):
+            with Cluster("Data lake (S3, SSE-KMS, versioned)"):
+                lake = n(
+                    S3,
+                    "raw/ validated/ quarantine/\ncurated/ inference/ reports/ scoring/",
+                    "AWS::S3::Bucket",
+                    "data-lake",
+                )
+                key = n(KMS, "customer key", "AWS::KMS::Key", "LakeKey")
+            artifacts = n(
+                S3,
+                "artifacts bucket\ntraining-jobs/<job>/output/model.tar.gz",
+                "AWS::S3::Bucket",
+                "artifacts",
             )
-            key = n(KMS, "customer key", "AWS::KMS::Key")
-        artifacts = n(S3, "artifacts\n(model.tar.gz, code)", "AWS::S3::Bucket")
-        rule = n(Eventbridge, "raw/ object created\n+ daily drift check", "AWS::Events::Rule")
-        with Cluster("Training pipeline (one ASL file)"):
-            machine = n(StepFunctions, "Step Functions", "AWS::StepFunctions::StateMachine")
-            steps = n(
+            source = n(
+                S3,
+                "CDK assets bucket\ntraining-source.tar.gz",
+                "asset:training-source",
+                "cdk-hnb659fds-assets-",
+            )
+            raw_rule = n(
+                Eventbridge, "raw/ object created", "AWS::Events::Rule", "raw-batch-arrived"
+            )
+            schedule = n(
+                Eventbridge, "daily drift check", "AWS::Events::Rule", "scheduled-drift-check"
+            )
+            with Cluster("Training pipeline (pipeline/training_pipeline.asl.json)"):
+                machine = n(
+                    StepFunctions,
+                    "Step Functions",
+                    "AWS::StepFunctions::StateMachine",
+                    "training-pipeline",
+                )
+                steps = n(
+                    Lambda,
+                    "validate · build dataset\nevaluate · register",
+                    "AWS::Lambda::Function",
+                    "validate-batch|build-dataset|evaluate-model|register-model",
+                )
+                training = n(
+                    SagemakerTrainingJob,
+                    "SageMaker training job\n(scikit-learn image)",
+                    "asl:arn:aws:states:::sagemaker:createTrainingJob",
+                    "TrainingRole",
+                )
+            registry = n(
+                SagemakerModel,
+                "Model Registry\n(approval = decision)",
+                "AWS::SageMaker::ModelPackageGroup",
+            )
+            approval = n(
+                Eventbridge,
+                "package approved / rejected",
+                "AWS::Events::Rule",
+                "model-package-approved",
+            )
+            deploy = n(
                 Lambda,
-                "validate · build dataset\nevaluate · register · deploy",
+                "deploy function\n(rollout, production pointer)",
                 "AWS::Lambda::Function",
+                "deploy-model",
             )
-            training = n(
-                SagemakerTrainingJob,
-                "SageMaker training job\n(scikit-learn image)",
-                "asl:arn:aws:states:::sagemaker:createTrainingJob",
-            )
-        registry = n(
-            SagemakerModel,
-            "Model Registry\n(latest Approved = production)",
-            "AWS::SageMaker::ModelPackageGroup",
-        )
-        pointer = n(ParameterStore, "production pointer", "AWS::SSM::Parameter")
-        with Cluster("Serving"):
-            api = n(
-                APIGateway,
-                "API Gateway (REST, prod)\nAPI keys · throttling",
-                "AWS::ApiGateway::RestApi",
-            )
-            serving = n(Lambda, "FastAPI via Mangum", "AWS::Lambda::Function")
-        monitoring = n(Cloudwatch, "dashboard + alarms", "AWS::CloudWatch::Dashboard")
-        topic = n(SNS, "alarm topic", "AWS::SNS::Topic")
-        appraisers >> lake >> rule >> machine >> steps
-        machine >> training >> artifacts
-        steps >> registry >> pointer
-        clients >> api >> serving
-        serving >> Edge(label="follows") >> registry
-        serving >> Edge(label="logs requests") >> lake
-        lake - key
-        [machine, api] >> monitoring >> topic
+            pointer = n(ParameterStore, "production pointer", "AWS::SSM::Parameter")
+            with Cluster("Serving"):
+                api = n(
+                    APIGateway,
+                    "API Gateway (REST, prod)\nAPI keys · throttling",
+                    "AWS::ApiGateway::RestApi",
+                )
+                serving = n(
+                    Lambda, "FastAPI via Mangum\n(alias live)", "AWS::Lambda::Function", "serving"
+                )
+            alarms = n(Cloudwatch, "alarms (13)", "AWS::CloudWatch::Alarm")
+            topic = n(SNS, "alarm topic", "AWS::SNS::Topic")
+        appraisers >> Edge(label="upload") >> lake
+        clients >> Edge(label="HTTPS + API key") >> api
+        e(lake, raw_rule, "Object Created")
+        e(raw_rule, machine, "starts")
+        e(schedule, machine, "starts")
+        e(machine, steps, "invokes")
+        e(machine, training, "CreateTrainingJob")
+        e(training, lake, "reads datasets, holdout")
+        e(training, source, "reads code")
+        e(training, artifacts, "writes model.tar.gz")
+        e(steps, lake, "reads, writes zones")
+        e(steps, registry, "registers")
+        e(registry, approval, "state change")
+        e(approval, deploy, "invokes")
+        e(deploy, pointer, "writes")
+        e(deploy, serving, "new version, alias")
+        e(api, serving, "invokes")
+        e(serving, pointer, "follows")
+        e(serving, artifacts, "loads model")
+        e(serving, lake, "logs requests")
+        e(lake, key, "encrypted by")
+        e(machine, alarms, "failed runs")
+        e(api, alarms, "5xx, latency")
+        e(alarms, topic, "notify")
 
 
 def training_pipeline(out_dir: Path) -> None:

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -91,5 +92,192 @@ def test_diagrams_show_only_declared_services(
                     assert component.removeprefix("delivery:") in delivery_types, component
             elif component.startswith("asl:"):
                 assert component.removeprefix("asl:") in raw_definition(), (diagram, component)
+            elif component.startswith("asset:"):
+                assert diagram == "system_overview", (diagram, component)
             else:
                 assert component in with_endpoint, (diagram, component)
+
+
+# Properties that hold a resource's physical name (strings, or Fn::Join with pseudo parameters).
+NAME_PROPERTIES = (
+    "BucketName",
+    "FunctionName",
+    "StateMachineName",
+    "ModelPackageGroupName",
+    "Name",
+    "RoleName",
+    "TopicName",
+    "AlarmName",
+)
+# Resources that belong to the one they refer to (an API's methods, a function's alias and its
+# role's policies): an integration of theirs is their owner's.
+CHILD_TYPES = {
+    "AWS::ApiGateway::Method",
+    "AWS::ApiGateway::Resource",
+    "AWS::ApiGateway::Stage",
+    "AWS::Lambda::Alias",
+    "AWS::Lambda::Version",
+    "AWS::IAM::Policy",
+}
+
+
+class Templates:
+    """The synthesized resources of every stack, with what each refers to (Ref, GetAtt, and
+    ImportValue resolved to the exporting resource) and the strings it holds."""
+
+    def __init__(self, synthesized: Synthesized) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+        exports: dict[str, str] = {}
+        for stack in synthesized.stacks:
+            template = synthesized.raw(stack)
+            for logical_id, resource in template["Resources"].items():
+                self.resources[f"{stack}/{logical_id}"] = resource
+            for output in template.get("Outputs", {}).values():
+                name = output.get("Export", {}).get("Name")
+                if name:
+                    exports[name] = f"{stack}/{self._referred(output['Value'])[0]}"
+        self.refers: dict[str, set[str]] = {}
+        self.strings: dict[str, str] = {}
+        for key, resource in self.resources.items():
+            stack = key.split("/")[0]
+            found: set[str] = set()
+            texts: list[str] = []
+            self._walk(resource.get("Properties", {}), stack, exports, found, texts)
+            self.refers[key] = found
+            self.strings[key] = "\n".join(texts)
+
+    @staticmethod
+    def _referred(value: Any) -> list[str]:
+        if isinstance(value, dict) and "Ref" in value:
+            return [value["Ref"]]
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return [value["Fn::GetAtt"][0]]
+        return [""]
+
+    def _walk(
+        self, value: Any, stack: str, exports: dict[str, str], found: set[str], texts: list[str]
+    ) -> None:
+        if isinstance(value, dict):
+            if "Fn::ImportValue" in value and value["Fn::ImportValue"] in exports:
+                found.add(exports[value["Fn::ImportValue"]])
+            for name in self._referred(value):
+                if name:
+                    found.add(f"{stack}/{name}")
+            if "Fn::Join" in value:
+                texts.append("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
+            for item in value.values():
+                self._walk(item, stack, exports, found, texts)
+        elif isinstance(value, list):
+            for item in value:
+                self._walk(item, stack, exports, found, texts)
+        elif isinstance(value, str):
+            texts.append(value)
+
+    def physical_names(self, key: str) -> list[str]:
+        properties = self.resources[key].get("Properties", {})
+        names = []
+        for name in NAME_PROPERTIES:
+            value = properties.get(name)
+            if isinstance(value, str):
+                names.append(value)
+            elif isinstance(value, dict) and "Fn::Join" in value:
+                names.append("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
+        return [n for n in names if len(n) > 6]
+
+    def matching(self, shown: Any) -> list[str]:
+        kind = shown.represents.removeprefix("asl:")
+        alternatives = shown.match.split("|") if shown.match else [""]
+        found = []
+        for key, resource in self.resources.items():
+            if not kind.startswith("arn:") and resource["Type"] != kind:
+                continue
+            texts = [key, *self.physical_names(key)]
+            if any(a in text for a in alternatives for text in texts):
+                found.append(key)
+        return found
+
+    def members(self, key: str) -> set[str]:
+        """The resource, the role it runs as, and the children that refer to either."""
+        group = {key} | {
+            r for r in self.refers[key] if self.resources.get(r, {}).get("Type") == "AWS::IAM::Role"
+        }
+        for _ in range(3):
+            roles = {m for m in group if self.resources[m]["Type"] == "AWS::IAM::Role"}
+            group |= {
+                other
+                for other, refers in self.refers.items()
+                if self.resources[other]["Type"] in CHILD_TYPES
+                # a policy belongs to the role it is attached to, not to what it grants
+                and refers
+                & (roles if self.resources[other]["Type"] == "AWS::IAM::Policy" else group)
+            }
+        return group
+
+    def connected(self, source: Any, target: Any) -> bool:
+        """Whether any resource the source stands for refers to one the target stands for (or
+        the other way round), by reference or by physical name."""
+        if source.represents.startswith("asset:") or target.represents.startswith("asset:"):
+            asset, other = (
+                (source, target)
+                if source.represents.startswith("asset:")
+                else (
+                    target,
+                    source,
+                )
+            )
+            return any(
+                asset.match in self.strings[m]
+                for key in self.matching(other)
+                for m in self.members(key)
+            )
+        for a in self.matching(source):
+            for b in self.matching(target):
+                left, right = self.members(a), self.members(b)
+                if any(self.refers[m] & right for m in left) or any(
+                    self.refers[m] & left for m in right
+                ):
+                    return True
+                names_a = [n for m in left for n in self.physical_names(m)]
+                names_b = [n for m in right for n in self.physical_names(m)]
+                if any(n in self.strings[m] for n in names_b for m in left) or any(
+                    n in self.strings[m] for n in names_a for m in right
+                ):
+                    return True
+        return False
+
+
+@pytest.fixture(scope="module")
+def templates(synthesized: Synthesized) -> Templates:
+    return Templates(synthesized)
+
+
+def test_every_edge_of_the_system_overview_is_a_real_integration(
+    rendered: tuple[ModuleType, dict[str, Path]], templates: Templates
+) -> None:
+    module, _ = rendered
+    edges = module.RECORDER.edges["system_overview"]
+    assert len(edges) >= 20
+    for source, target, label in edges:
+        assert templates.matching(source) or source.represents.startswith("asset:"), source
+        assert templates.matching(target) or target.represents.startswith("asset:"), target
+        assert templates.connected(source, target), (source, target, label)
+
+
+def test_the_check_rejects_edges_the_app_does_not_make(
+    rendered: tuple[ModuleType, dict[str, Path]], templates: Templates
+) -> None:
+    # GIVEN edges the earlier system overview drew: the registry wrote the production pointer
+    # (the approval rule and the deploy function do), and the pipeline's state machine fed the
+    # alarm topic directly (an alarm on its failed runs does)
+    module, _ = rendered
+    registry = module.Shown("AWS::SageMaker::ModelPackageGroup")
+    pointer = module.Shown("AWS::SSM::Parameter")
+    machine = module.Shown("AWS::StepFunctions::StateMachine", "training-pipeline")
+    topic = module.Shown("AWS::SNS::Topic")
+    serving = module.Shown("AWS::Lambda::Function", "serving")
+    training_job = module.Shown("AWS::S3::Bucket", "artifacts")
+    # THEN the check refuses them, and accepts the integrations that exist
+    assert not templates.connected(registry, pointer)
+    assert not templates.connected(machine, topic)
+    assert not templates.connected(serving, module.Shown("AWS::SageMaker::ModelPackageGroup", "x"))
+    assert templates.connected(serving, training_job)
