@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.definition import raw_definition
+from pipeline.definition import raw_definition, state_names
 from tests.infra.conftest import Synthesized
 
 REPO = Path(__file__).resolve().parents[2]
@@ -281,3 +281,38 @@ def test_the_check_rejects_edges_the_app_does_not_make(
     assert not templates.connected(machine, topic)
     assert not templates.connected(serving, module.Shown("AWS::SageMaker::ModelPackageGroup", "x"))
     assert templates.connected(serving, training_job)
+
+
+def load_sequences() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "facet_sequences", REPO / "diagrams" / "facet_sequences.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["facet_sequences"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_sequence_diagrams_render_and_are_committed(tmp_path: Path) -> None:
+    module = load_sequences()
+    paths = module.render_all(tmp_path)
+    assert set(paths) == {
+        "sequence_pipeline_run",
+        "sequence_priced_request",
+        "sequence_approval_rollback",
+    }
+    for name, path in paths.items():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+        assert (REPO / "diagrams" / f"{name}.png").stat().st_size > 20_000
+
+
+def test_sequence_messages_name_only_real_states_and_participants() -> None:
+    module = load_sequences()
+    states = state_names()
+    named = [s.state for s in module.PIPELINE_RUN.steps if s.state]
+    assert len(named) >= 8 and set(named) <= states, set(named) - states
+    for sequence in module.SEQUENCES:
+        for step in sequence.steps:
+            if not step.branch:
+                assert {step.source, step.target} <= set(sequence.participants), step
