@@ -29,6 +29,7 @@ from diagrams.aws.storage import S3
 from diagrams.onprem.ci import GithubActions
 from diagrams.onprem.client import Users
 from diagrams.onprem.vcs import Github
+from diagrams.programming.flowchart import StartEnd
 from diagrams.programming.language import Python
 
 from diagrams import Cluster, Diagram, Edge
@@ -209,46 +210,56 @@ def training_pipeline(out_dir: Path) -> None:
         "training_pipeline",
         "The training pipeline (Step Functions, pipeline/training_pipeline.asl.json)",
         out_dir,
+        splines="spline",
     ):
         trigger = n(Eventbridge, "new raw/ batch\nor daily schedule", "AWS::Events::Rule")
-        validate = n(Lambda, "Validate batch\n(quarantine + ledger)", "AWS::Lambda::Function")
+        validate = n(
+            Lambda, "Validate batch\n(quarantine, verdict, ledger)", "AWS::Lambda::Function"
+        )
+        skip = n(StartEnd, "Skip duplicate batch", "asl:Skip duplicate batch")
         drift = n(Lambda, "Check drift", "AWS::Lambda::Function")
         build = n(Lambda, "Build dataset\n(content-hashed)", "AWS::Lambda::Function")
+        lake = n(S3, "lake: curated/datasets/,\nholdout", "AWS::S3::Bucket")
         train = n(
             SagemakerTrainingJob,
             "Start training job\n→ wait → check",
             "asl:arn:aws:states:::sagemaker:createTrainingJob",
         )
+        artifacts = n(S3, "artifacts: model.tar.gz", "AWS::S3::Bucket")
         evaluate = n(
             Lambda, "Evaluate model\n(frozen holdout vs production)", "AWS::Lambda::Function"
         )
         register = n(Lambda, "Register model\n(metrics, versions, reason)", "AWS::Lambda::Function")
-        deploy = n(Lambda, "Deploy model\n(approve, point production)", "AWS::Lambda::Function")
+        deploy = n(Lambda, "Deploy model\n(approve, or wait for a person)", "AWS::Lambda::Function")
         report = n(Lambda, "Write report", "AWS::Lambda::Function")
+        finished = n(StartEnd, "Pipeline finished", "asl:Pipeline finished")
         failure = n(Lambda, "Record failure\n(production untouched)", "AWS::Lambda::Function")
+        failed = n(StartEnd, "Pipeline failed", "asl:Pipeline failed")
         registry = n(SagemakerModel, "Model Registry", "AWS::SageMaker::ModelPackageGroup")
-        alarm = n(Cloudwatch, "failed-run alarm", "AWS::CloudWatch::Alarm")
-        trigger >> [validate, drift]
-        validate >> build
+        alarm = n(Cloudwatch, "alarm on failed executions", "AWS::CloudWatch::Alarm")
+        trigger >> Edge(label="new batch") >> validate
+        trigger >> Edge(label="schedule") >> drift
+        validate >> Edge(label="already processed") >> skip
+        validate >> Edge(label="trainable rows") >> build
+        validate >> Edge(label="no trainable rows") >> report
         drift >> Edge(label="drifted") >> build
-        (
-            build
-            >> train
-            >> evaluate
-            >> register
-            >> Edge(label="better than production?")
-            >> deploy
-            >> report
-        )
-        register >> Edge(label="rejected: reason") >> report
+        drift >> Edge(label="no drift") >> report
+        build >> train
+        lake >> Edge(label="channels") >> train
+        train >> Edge(label="model.tar.gz") >> artifacts
+        train >> evaluate >> register
+        register >> Edge(label="better than production") >> deploy >> report
+        register >> Edge(label="not better: reason") >> report
         register >> registry
         deploy >> registry
-        (
-            [validate, build, train, evaluate]
-            >> Edge(style="dashed", color="firebrick", label="any error")
-            >> failure
-            >> alarm
-        )
+        report >> finished
+        for index, task in enumerate(
+            [validate, drift, build, train, evaluate, register, deploy, report]
+        ):
+            label = "every task catches States.ALL" if index == 0 else ""
+            task >> Edge(style="dashed", color="firebrick", label=label) >> failure
+        failure >> failed
+        failed >> Edge(label="ExecutionsFailed", style="dashed") >> alarm
 
 
 def serving_path(out_dir: Path) -> None:
