@@ -76,7 +76,13 @@ RECORDER = Recorder()
 
 @contextmanager
 def diagram(
-    name: str, title: str, out_dir: Path, direction: str = "LR", splines: str = "ortho"
+    name: str,
+    title: str,
+    out_dir: Path,
+    direction: str = "LR",
+    *,
+    splines: str = "ortho",
+    nodesep: str = GRAPH["nodesep"],
 ) -> Any:
     RECORDER.current = name
     RECORDER.shown[name] = set()
@@ -88,7 +94,7 @@ def diagram(
         direction=direction,
         # Curved edges where many cross: Graphviz's orthogonal router can end an arrow beside
         # its node rather than on it.
-        graph_attr=GRAPH | {"splines": splines},
+        graph_attr=GRAPH | {"splines": splines, "nodesep": nodesep},
     ) as drawn:
         yield drawn
 
@@ -264,7 +270,12 @@ def training_pipeline(out_dir: Path) -> None:
 
 def serving_path(out_dir: Path) -> None:
     n = RECORDER.node
-    with diagram("serving_path", "Serving: one price, explained, by one pinned model", out_dir):
+    with diagram(
+        "serving_path",
+        "Serving: one price, explained, by one pinned model",
+        out_dir,
+        splines="spline",
+    ):
         client = Users("web page / partner")
         api = n(
             APIGateway,
@@ -299,7 +310,11 @@ def serving_path(out_dir: Path) -> None:
             "alternative: SageMaker\nserverless endpoint\n(/ping, /invocations)",
             "AWS::SageMaker::Endpoint",
         )
-        image = n(ECR, "same serving code\n(container image)", "AWS::SageMaker::Model")
+        image = n(
+            SagemakerModel,
+            "SageMaker model: the package's\nserving image + model data",
+            "AWS::SageMaker::Model",
+        )
         client >> api >> alias >> function
         registry >> Edge(label="deploy function: pinned version") >> rollout
         rollout >> Edge(label="shifts weights") >> alias
@@ -319,8 +334,10 @@ def local_emulation(out_dir: Path) -> None:
         "Locally: the same definition, handlers and training code",
         out_dir,
         direction="TB",
+        splines="spline",
+        nodesep="1.6",  # room for the two-line labels side by side
     ):
-        cli = n(Python, "facet demo / ingest / serve", "local:cli")
+        cli = n(Python, "facet demo / ingest / score / serve", "local:cli")
         with Cluster("embedded moto 5.2.5 (control plane) on 127.0.0.1"):
             s3 = n(S3, "S3 (lake, artifacts)", "AWS::S3::Bucket")
             events = n(Eventbridge, "EventBridge rule", "AWS::Events::Rule")
@@ -338,10 +355,16 @@ def local_emulation(out_dir: Path) -> None:
                 Python, "Lambda executor\n(handler in its own process)", "local:lambda-executor"
             )
             trainer = n(Python, "training-job runner\n(/opt/ml contract)", "local:training-runner")
+            transformer = n(
+                Python,
+                "transform runner\n(hosting entry point per instance)",
+                "local:transform-runner",
+            )
         gateway = n(Python, "API Gateway-style gateway\n(REST proxy events)", "local:gateway")
         cli >> s3 >> events >> queue >> machine
         machine >> Edge(label="Lambda invoke") >> runtime
         machine >> Edge(label="CreateTrainingJob") >> trainer >> s3
+        machine >> Edge(label="CreateTransformJob") >> transformer >> s3
         runtime >> registry
         cli >> gateway >> Edge(label="serving.handler") >> registry
 
