@@ -34,8 +34,13 @@ from contracts.api import (
     diamond_request_schema,
     gateway_error_template,
 )
-from contracts.names import API_STAGE, AslSubstitution, StageNames
-from pipeline.definition import substitute
+from contracts.names import API_STAGE, StageNames
+from pipeline.definition import (
+    expected_scoring_substitutions,
+    expected_substitutions,
+    scoring_definition,
+    substitute,
+)
 
 REPO: Final = Path(__file__).resolve().parents[1]
 BOOTSTRAP_QUALIFIER: Final = "hnb659fds"  # the CDK's default qualifier
@@ -492,10 +497,13 @@ def check_state_machine(deployed: Deployed, checks: list[Check]) -> None:
                 name: str(deployed.resolve(stack, value))
                 for name, value in p["DefinitionSubstitutions"].items()
             }
-            expected = json.loads(substitute(values))
+            # Which ASL file the machine is, by the placeholders it fills.
+            scoring = set(values) == expected_scoring_substitutions()
+            expected = json.loads(scoring_definition(values) if scoring else substitute(values))
             _expect(definition == expected, "the deployed definition differs from the ASL file")
-            _expect(set(values) == {s.value for s in AslSubstitution}, "substitutions")
-            return f"{arn.rsplit(':', 1)[-1]} = pipeline ASL with {len(values)} substitutions"
+            _expect(scoring or set(values) == expected_substitutions(), "substitutions")
+            kind = "scoring" if scoring else "pipeline"
+            return f"{arn.rsplit(':', 1)[-1]} = {kind} ASL with {len(values)} substitutions"
 
         _check(checks, f"state machine {logical}", probe)
 
