@@ -17,6 +17,7 @@ FIGURES = (
     "relationships",
     "linear_assumptions",
     "holdout_performance",
+    "errors_by_carat",
     "explanations",
 )
 
