@@ -201,8 +201,11 @@ SCORING_WORK_PREFIX: Final = f"{SCORING_PREFIX}work/"
 SCORING_RESULTS_PREFIX: Final = f"{SCORING_PREFIX}results/"
 # S3 user metadata of a landed catalogue: "false" prices without explanations.
 CATALOGUE_EXPLAIN_METADATA: Final = "explain"
-# The largest catalogue one scoring run reads (the prepare step holds it in memory): ~4.5 M stones.
+# The largest catalogue one scoring run takes. Its steps hold it in memory: the join of 1,000,000
+# explained stones peaked at 1,041 MB (benchmarks/bench_scoring.py), so 2,000,000 fit the 3,008 MB
+# step Lambdas with room; the byte bound is checked before reading, the rows right after.
 CATALOGUE_MAX_BYTES: Final = 256 * 1024 * 1024
+CATALOGUE_MAX_ROWS: Final = 2_000_000
 # The transform job's mini-batch bound; the hosting entry point answers any chunk up to it.
 TRANSFORM_MAX_PAYLOAD_MB: Final = 6
 

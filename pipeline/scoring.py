@@ -26,6 +26,7 @@ import pandas as pd
 from contracts.names import (
     CATALOGUE_EXPLAIN_METADATA,
     CATALOGUE_MAX_BYTES,
+    CATALOGUE_MAX_ROWS,
     SCORING_INCOMING_PREFIX,
     SCORING_RESULTS_PREFIX,
     SCORING_WORK_PREFIX,
@@ -94,6 +95,16 @@ def part_key(name: str, index: int) -> str:
     return f"{work_prefix(name)}input/part-{index:05d}.csv"
 
 
+def check_rows(body: bytes, source: str, limit: int = CATALOGUE_MAX_ROWS) -> None:
+    """Refuse a catalogue of more than `limit` stones (lines after the header) before parsing it."""
+    lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1) - 1
+    if lines > limit:
+        raise CatalogueError(
+            f"{source} has {lines:,} rows; a catalogue may have at most {limit:,}: split it into "
+            "several files (each is scored by its own run)"
+        )
+
+
 def _explain_wanted(metadata: dict[str, str]) -> bool:
     value = metadata.get(CATALOGUE_EXPLAIN_METADATA, "true").strip().lower()
     if value not in {"true", "false"}:
@@ -146,10 +157,10 @@ def prepare_catalogue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     pointer = registry.read_pointer(boto3.client("ssm"), settings.production_model_param)
     if pointer.arn is None:
         raise CatalogueError("no model is in production yet: nothing can price the catalogue")
+    body = lake.read_bytes(s3, bucket, key)
+    check_rows(body, source)
     try:
-        result = catalogue_validation.validate_batch(
-            lake.read_bytes(s3, bucket, key), labelled=False, name=source
-        )
+        result = catalogue_validation.validate_batch(body, labelled=False, name=source)
     except catalogue_validation.BatchRejectedError as error:
         raise CatalogueError(str(error)) from None
     report = result.report

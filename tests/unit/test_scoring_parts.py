@@ -12,7 +12,14 @@ from local_emulation.transform_runner import (
     assemble,
     mini_batches,
 )
-from pipeline.scoring import PART_ROWS, CatalogueError, catalogue_name, part_sizes, read_scored
+from pipeline.scoring import (
+    PART_ROWS,
+    CatalogueError,
+    catalogue_name,
+    check_rows,
+    part_sizes,
+    read_scored,
+)
 
 
 def test_catalogue_names_keep_only_safe_characters_and_the_landing_time() -> None:
@@ -94,3 +101,14 @@ def test_the_join_refuses_an_output_that_does_not_match_its_input() -> None:
         read_scored(body, False, "s3://b/out/part-00000.csv.out", 3)
     with pytest.raises(CatalogueError, match="empty or non-numeric"):
         read_scored(b"100.0,,120.0,\n", False, "s3://b/out/part.out", 1)
+
+
+def test_a_catalogue_over_the_row_bound_is_refused_before_it_is_parsed() -> None:
+    header = b"carat,cut,color,clarity,depth,table,x,y,z\n"
+    row = b"0.3,Ideal,E,SI1,61.0,55.0,4.3,4.3,2.6\n"
+    check_rows(header + row * 5, "s3://b/k.csv", limit=5)
+    check_rows(header + row * 4 + row.rstrip(b"\n"), "s3://b/k.csv", limit=5)
+    with pytest.raises(
+        CatalogueError, match=r"s3://b/k\.csv has 6 rows; a catalogue may have at most 5"
+    ):
+        check_rows(header + row * 6, "s3://b/k.csv", limit=5)
