@@ -15,7 +15,7 @@ from pathlib import Path
 
 from figures import Figures
 
-from local_emulation.emulator import clean_environment
+from local_emulation.processes import clean_environment
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from figures import Figures
 
-from local_emulation.emulator import clean_environment, free_port
+from local_emulation.processes import clean_environment, free_port
 
 
 def _pss_kb(pid: int) -> int:

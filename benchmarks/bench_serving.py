@@ -26,8 +26,8 @@ from figures import Figures
 from contracts.names import Env
 from contracts.schema import FEATURE_NAMES, example_diamond
 from infra.packaging import REPO, build_serving_package
-from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 from serving.pricing import quote
 from training.hyperparameters import parse_hyperparameters
 from training.predict import load_model
@@ -214,7 +214,8 @@ def registry_refresh_load(model_dir: Path, seconds: int) -> None:
     demo runs it): the refresh used to run inside a request; now it runs beside them."""
     import logging
 
-    from local_emulation.emulator import EmbeddedEmulator, aws_environment, clean_environment
+    from local_emulation.emulator import EmbeddedEmulator, aws_environment
+    from local_emulation.processes import clean_environment
     from training import registry
     from training.artifact_store import pack, sha256
 

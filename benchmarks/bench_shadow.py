@@ -23,8 +23,9 @@ from figures import Figures
 
 from contracts.names import Env
 from contracts.rollout import ComparisonRole, ModelPin, RolloutEnv, rollout_policy
-from local_emulation.emulator import EmbeddedEmulator, aws_environment, clean_environment, free_port
+from local_emulation.emulator import EmbeddedEmulator, aws_environment
 from local_emulation.gateway import Gateway
+from local_emulation.processes import clean_environment, free_port
 from training import registry
 from training.artifact_store import pack, sha256
 from training.hyperparameters import parse_hyperparameters

@@ -33,8 +33,8 @@ from local_emulation import (
     rest_api,
     rollout_view,
 )
-from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 from local_emulation.provision import client, serving_environment
 from local_emulation.session import (
     MOTO_SERVICES_WITH_LOCALSTACK,

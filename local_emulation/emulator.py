@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import logging
 import os
-import socket
 import tempfile
 import time
 import urllib.request
@@ -46,6 +45,7 @@ from contracts.settings import Settings
 from local_emulation.background import BackgroundThreads
 from local_emulation.codedeploy import LocalCodeDeploy
 from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
+from local_emulation.processes import free_port
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
 from local_emulation.transform_runner import TransformOutcome, TransformRunner, spec_from_job
 
@@ -60,18 +60,6 @@ MOTO_CONFIG: Final = {
 CLIENT_CONFIG: Final = Config(
     connect_timeout=3, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"}
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without AWS settings or moto's port: for a child process that
-    must find its endpoints itself rather than inherit an emulator's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"}
 
 
 def aws_environment() -> dict[str, str]:

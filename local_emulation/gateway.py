@@ -50,7 +50,7 @@ from contracts.api import (
 from contracts.names import API_STAGE, Env, StageNames
 from contracts.settings import Settings
 from local_emulation.alias_routing import AliasRouter, ApiMetrics, measured
-from local_emulation.emulator import clean_environment
+from local_emulation.processes import clean_environment
 
 log = logging.getLogger("facet.emulation.gateway")
 TEXT_MEDIA: Final = (

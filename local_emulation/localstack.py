@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from local_emulation.emulator import clean_environment
-from local_emulation.processes import stop_group
+from local_emulation.processes import clean_environment, stop_group
 
 REPO: Final = Path(__file__).resolve().parents[1]
 VENV: Final = REPO / ".venv-localstack"

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from local_emulation.emulator import clean_environment, free_port
-from local_emulation.processes import stop_group
+from local_emulation.processes import clean_environment, free_port, stop_group
 from local_emulation.tracking_app import PARENT_ENV
 
 log = logging.getLogger("facet.emulation.tracking")

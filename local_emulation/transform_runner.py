@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from contracts.compute import host_cpus
 from contracts.names import CONTAINER_MODEL_DIR, LOCAL_SERVING_IMAGE
-from local_emulation.processes import stop_group
+from local_emulation.processes import clean_environment, free_port, stop_group
 from local_emulation.transform_worker import PARENT_ENV
 from training.artifact_store import download, parse_s3_uri, unpack
 
@@ -134,8 +134,6 @@ class _Instance:
     """One hosting container: the serving entry point on a port of 127.0.0.1."""
 
     def __init__(self, spec: TransformSpec, environment: dict[str, str], log_path: Path) -> None:
-        from local_emulation.emulator import free_port  # the emulator imports this module
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -269,8 +267,6 @@ class TransformRunner:
         return bucket, prefix, sorted(keys)
 
     def _container_environment(self, spec: TransformSpec, model_dir: Path) -> dict[str, str]:
-        from local_emulation.emulator import clean_environment  # the emulator imports this module
-
         instances = self._instance_count(spec)
         mapped = {
             name: value.replace(CONTAINER_MODEL_DIR, str(model_dir), 1)

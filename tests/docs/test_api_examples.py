@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from contracts.schema import FEATURE_NAMES, example_diamond
-from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from contracts.compute import host_cpus
 from contracts.names import SCORING_RESULTS_PREFIX, SCORING_WORK_PREFIX, StageNames
 from contracts.schema import FEATURE_NAMES, scored_columns
 from local_emulation.cli import app, start_gateway
-from local_emulation.emulator import free_port
+from local_emulation.processes import free_port
 from local_emulation.provision import client
 from local_emulation.session import Session, open_session
 from local_emulation.simulate import make_batches, make_catalogue

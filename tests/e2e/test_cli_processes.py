@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from contracts.schema import example_diamond
-from local_emulation.emulator import clean_environment, free_port
+from local_emulation.processes import clean_environment, free_port
 from local_emulation.simulate import make_batches
 from tests.e2e.kept_demo import kept_demo
 

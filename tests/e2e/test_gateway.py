@@ -15,8 +15,8 @@ import pytest
 
 from contracts.api import PRICE_API_ROUTES, Access
 from contracts.schema import FEATURE_NAMES, example_diamond
-from local_emulation.emulator import free_port
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 
 pytestmark = pytest.mark.slow
 KEY = "partner-secret"

@@ -21,8 +21,9 @@ import pytest
 
 from contracts.names import Zone
 from contracts.schema import example_diamond
-from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
+from local_emulation.emulator import EmbeddedEmulator, aws_environment
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 
 pytestmark = pytest.mark.slow
 FLUSH_ROWS = 50

@@ -38,8 +38,8 @@ from contracts.names import (
 )
 from contracts.schema import example_diamond
 from local_emulation import localstack, rehearsal, rest_api
-from local_emulation.emulator import clean_environment, free_port
 from local_emulation.gateway import Gateway
+from local_emulation.processes import clean_environment, free_port
 from local_emulation.provision import TRIGGER_REDELIVERY_SECONDS, deployment_names
 from local_emulation.session import MOTO_SERVICES_WITH_LOCALSTACK
 from local_emulation.simulate import make_batches

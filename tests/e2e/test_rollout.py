@@ -24,8 +24,9 @@ from contracts.names import Env, PackageMetadata, StageNames
 from contracts.rollout import SERVING_ALIAS, RolloutEnv, rollback_alarms, rollout_policy
 from contracts.schema import example_diamond
 from local_emulation.cli import app
-from local_emulation.emulator import EmbeddedEmulator, aws_environment, free_port
+from local_emulation.emulator import EmbeddedEmulator, aws_environment
 from local_emulation.gateway import Gateway
+from local_emulation.processes import free_port
 from local_emulation.provision import Deployment, provision, serving_environment
 from local_emulation.rollout_view import Answer, BackgroundTraffic
 from local_emulation.simulate import make_batches

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from contracts.names import PackageMetadata
-from local_emulation.emulator import EmbeddedEmulator, aws_environment, clean_environment, free_port
+from local_emulation.emulator import EmbeddedEmulator, aws_environment
 from local_emulation.gateway import Gateway
+from local_emulation.processes import clean_environment, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
