@@ -33,6 +33,7 @@ from local_emulation import (
     rest_api,
     rollout_view,
 )
+from local_emulation.experiments_view import plain_text
 from local_emulation.gateway import Gateway
 from local_emulation.processes import free_port
 from local_emulation.provision import client, serving_environment
@@ -969,19 +970,22 @@ def rehearse(
 
 
 def print_scoring(result: ExecutionResult) -> None:
+    """The run's summary (from the lake: shown as plain text)."""
     summary = (result.output or {}).get("summary") or {}
-    reasons = ", ".join(f"{code} {count}" for code, count in summary.get("reasons", {}).items())
+    reasons = ", ".join(
+        f"{plain_text(code, 40)} {int(count)}" for code, count in summary.get("reasons", {}).items()
+    )
     typer.echo(
-        f"  => {summary.get('priced', 0):,} of {summary.get('rows', 0):,} stones priced by model "
-        f"version {summary.get('model_version')}"
+        f"  => {int(summary.get('priced', 0)):,} of {int(summary.get('rows', 0)):,} stones priced "
+        f"by model version {plain_text(summary.get('model_version'), 10)}"
         + (" with explanations" if summary.get("explain") else " (prices only)")
-        + f"; {summary.get('quarantined', 0):,} quarantined"
+        + f"; {int(summary.get('quarantined', 0)):,} quarantined"
         + (f" ({reasons})" if reasons else "")
-        + f"; {summary.get('seconds')} s"
+        + f"; {plain_text(summary.get('seconds'), 12)} s"
     )
     for kind, location in (summary.get("results") or {}).items():
         if location:
-            typer.echo(f"     {kind:<12} {location}")
+            typer.echo(f"     {plain_text(kind, 12):<12} {plain_text(location, 300)}")
 
 
 @app.command()
@@ -1014,7 +1018,9 @@ def score(
                     if session.embedded is not None
                     else ""
                 )
-                _fail(f"scoring failed: {result.error}: {result.cause}{hint}", 1)
+                # The cause names the uploaded key, which whoever uploads chooses.
+                cause = plain_text(result.cause, 2000)
+                _fail(f"scoring failed: {plain_text(result.error, 100)}: {cause}{hint}", 1)
             print_scoring(result)
 
     _guard(run)

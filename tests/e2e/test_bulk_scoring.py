@@ -273,3 +273,17 @@ def test_facet_score_prints_progress_counts_and_where_the_results_are(
     assert f"s3://{production.deployment.data_bucket}/scoring/results/catalogue-300-" in (
         scored.output
     )
+
+
+def test_a_failed_run_is_shown_as_plain_text(
+    production: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a catalogue whose name (chosen by whoever uploads it) holds a terminal escape
+    path = tmp_path / "evil\x1b[2J.csv"
+    path.write_text("sku,weight\n1,2\n")
+    monkeypatch.setenv("FACET_STAGE", STAGE)
+    result = CliRunner().invoke(app, ["score", str(path)])
+    # THEN the run's failure is reported, naming the file, with the escape removed
+    assert result.exit_code == 1
+    assert "evil[2J.csv" in result.output and "carat" in result.output
+    assert "\x1b" not in result.output
