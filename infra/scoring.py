@@ -28,9 +28,9 @@ from contracts.names import (
 )
 from infra import lifecycle
 from infra.assets import SCORING_ASL_PATH
-from infra.nag import Nag, bucket, bucket_objects, service_arn
+from infra.nag import Nag, bucket, bucket_objects
 from infra.runbooks import with_runbook
-from infra.training_pipeline import Grants, TrainingPipeline, acknowledge_common
+from infra.training_pipeline import Grants, TrainingPipeline, acknowledge_common, grant_job_logs
 
 TRANSFORM_INSTANCE_TYPE = "ml.m5.xlarge"
 SCORING_GRANTS = {
@@ -144,25 +144,7 @@ class ScoringFlow(Construct):
         )
         pipeline.serving_image.grant_pull(role)
         pipeline.lake.key.grant_encrypt_decrypt(role)
-        transform_logs = service_arn("logs", "log-group:/aws/sagemaker/TransformJobs:*")
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[transform_logs.value],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
+        transform_logs = grant_job_logs(role, "TransformJobs")
         nag.wildcard(work, REASONS["work"])
         nag.wildcard(
             pipeline.arns.model_artifacts,

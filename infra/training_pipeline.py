@@ -98,6 +98,31 @@ def registry_read(arns: StageArns) -> iam.PolicyStatement:
     )
 
 
+def grant_job_logs(role: iam.Role, jobs: str) -> ScopedArn:
+    """A SageMaker job role's logs (the service's one log group for `jobs`, e.g. TrainingJobs)
+    and metrics (SageMaker's namespaces only); the log group's ARN, for cdk-nag."""
+    log_group = service_arn("logs", f"log-group:/aws/sagemaker/{jobs}:*")
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            resources=[log_group.value],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )
+    )
+    return log_group
+
+
 def acknowledge_common(
     nag: Nag, *, kms: bool = True, metrics: bool = False, tracing: bool = True, basic: bool = True
 ) -> None:
@@ -660,25 +685,7 @@ class TrainingPipeline(Construct):
         # Experiment tracking: the job's runs on the stage's server, their artifacts in S3.
         self.experiments.grant_runs(role, RUN_WRITER_ACTIONS)
         self.experiments.grant_artifacts(role, write=True)
-        training_logs = service_arn("logs", "log-group:/aws/sagemaker/TrainingJobs:*")
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[training_logs.value],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
+        training_logs = grant_job_logs(role, "TrainingJobs")
         for arn in inputs:
             nag.wildcard(
                 arn,
@@ -775,5 +782,6 @@ __all__ = [
     "TrainingPipeline",
     "TrainingPipelineStack",
     "acknowledge_common",
+    "grant_job_logs",
     "registry_read",
 ]
