@@ -98,7 +98,14 @@ app.command("train")(train)
 
 
 def _progress(started: float) -> Callable[[str, str], None]:
+    """Each state of each execution, the first time it is entered: a polling loop (wait, check,
+    finished?) prints once, however long the job runs."""
+    shown: set[tuple[str, str]] = set()
+
     def show(execution: str, state: str) -> None:
+        if (execution, state) in shown:
+            return
+        shown.add((execution, state))
         typer.echo(f"  {time.monotonic() - started:6.1f} s  {execution}: {state}")
 
     return show
