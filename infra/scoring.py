@@ -11,8 +11,6 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from contracts.names import (
@@ -26,7 +24,6 @@ from contracts.names import (
     ScoringSubstitution,
     catalogue_event_pattern,
 )
-from infra import lifecycle
 from infra.assets import SCORING_ASL_PATH
 from infra.nag import Nag, bucket, bucket_objects
 from infra.runbooks import with_runbook
@@ -78,23 +75,11 @@ class ScoringFlow(Construct):
             ScoringSubstitution.INSTANCE_TYPE.value: TRANSFORM_INSTANCE_TYPE,
             ScoringSubstitution.OUTPUT_KEY_ARN.value: pipeline.lake.key.key_arn,
         }
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = pipeline.asl_state_machine(
             self,
-            "StateMachine",
-            state_machine_name=names.scoring_state_machine,
-            definition_body=sfn.DefinitionBody.from_file(str(SCORING_ASL_PATH)),
-            definition_substitutions=substitutions,
-            logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self,
-                    "StateMachineLogs",
-                    retention=pipeline.log_retention,
-                    removal_policy=lifecycle.OPERATIONAL.policy,
-                ),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=True,
-            ),
-            tracing_enabled=True,
+            name=names.scoring_state_machine,
+            asl_file=SCORING_ASL_PATH,
+            substitutions=substitutions,
             timeout=Duration.hours(6),
         )
         self._grant_state_machine()

@@ -4,6 +4,7 @@ shared ASL file, its triggers (new raw/ objects, a daily drift check) and its fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -306,22 +307,11 @@ class TrainingPipeline(Construct):
                 TRAINING_OUTPUT_PREFIX.rstrip("/")
             ),
         }
-        log_group = logs.LogGroup(
+        self.state_machine = self.asl_state_machine(
             self,
-            "StateMachineLogs",
-            retention=self.log_retention,
-            removal_policy=lifecycle.OPERATIONAL.policy,
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=self.names.state_machine,
-            definition_body=sfn.DefinitionBody.from_file(str(ASL_PATH)),
-            definition_substitutions=substitutions,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-            tracing_enabled=True,
+            name=self.names.state_machine,
+            asl_file=ASL_PATH,
+            substitutions=substitutions,
             timeout=Duration.hours(3),
         )
         self._grant_state_machine()
@@ -341,6 +331,36 @@ class TrainingPipeline(Construct):
             ),
         )
         self.environment = environment
+
+    def asl_state_machine(
+        self,
+        scope: Construct,
+        *,
+        name: str,
+        asl_file: Path,
+        substitutions: dict[str, str],
+        timeout: Duration,
+    ) -> sfn.StateMachine:
+        """A state machine deployed from one of the shared ASL files (`StateMachine` in `scope`),
+        logging every execution with its data to a log group of the stage's retention, traced."""
+        log_group = logs.LogGroup(
+            scope,
+            "StateMachineLogs",
+            retention=self.log_retention,
+            removal_policy=lifecycle.OPERATIONAL.policy,
+        )
+        return sfn.StateMachine(
+            scope,
+            "StateMachine",
+            state_machine_name=name,
+            definition_body=sfn.DefinitionBody.from_file(str(asl_file)),
+            definition_substitutions=substitutions,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+            timeout=timeout,
+        )
 
     def alarm_on_failures(
         self, scope: Construct, construct_id: str, machine: sfn.StateMachine, description: str
