@@ -133,7 +133,7 @@ def peak_rss_mb(pid: int) -> float:
 class _Instance:
     """One hosting container: the serving entry point on a port of 127.0.0.1."""
 
-    def __init__(self, spec: TransformSpec, environment: dict[str, str], log_path: Path) -> None:
+    def __init__(self, environment: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -311,7 +311,7 @@ class TransformRunner:
         environment = self._container_environment(spec, model_dir)
         count = min(self._instance_count(spec), len(keys))
         for index in range(count):
-            instances.append(_Instance(spec, environment, root / f"instance-{index}.log"))
+            instances.append(_Instance(environment, root / f"instance-{index}.log"))
         deadline = time.monotonic() + START_SECONDS
         for instance in instances:
             instance.wait_until_ready(deadline)
