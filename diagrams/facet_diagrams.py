@@ -45,6 +45,9 @@ class Shown:
 
     represents: str
     match: str = ""
+    # The ASL states a node of the training pipeline stands for: an edge between two such nodes
+    # is checked against the definition's transitions instead of the templates.
+    states: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,10 +60,17 @@ class Recorder:
     edges: dict[str, list[tuple[Shown, Shown, str]]] = field(default_factory=dict)
     current: str = ""
 
-    def node(self, kind: type, label: str, represents: str, match: str = "") -> Any:
+    def node(
+        self,
+        kind: type,
+        label: str,
+        represents: str,
+        match: str = "",
+        states: tuple[str, ...] = (),
+    ) -> Any:
         self.shown.setdefault(self.current, set()).add(represents)
         drawn = kind(label)
-        self.nodes[id(drawn)] = Shown(represents, match)
+        self.nodes[id(drawn)] = Shown(represents, match, states)
         return drawn
 
     def edge(self, source: Any, target: Any, label: str = "", **attributes: str) -> None:
@@ -211,65 +221,147 @@ def system_overview(out_dir: Path) -> None:
 
 
 def training_pipeline(out_dir: Path) -> None:
-    n = RECORDER.node
+    n, e = RECORDER.node, RECORDER.edge
+    lambda_type = "AWS::Lambda::Function"
     with diagram(
         "training_pipeline",
         "The training pipeline (Step Functions, pipeline/training_pipeline.asl.json)",
         out_dir,
         splines="spline",
     ):
-        trigger = n(Eventbridge, "new raw/ batch\nor daily schedule", "AWS::Events::Rule")
-        validate = n(
-            Lambda, "Validate batch\n(quarantine, verdict, ledger)", "AWS::Lambda::Function"
-        )
-        skip = n(StartEnd, "Skip duplicate batch", "asl:Skip duplicate batch")
-        drift = n(Lambda, "Check drift", "AWS::Lambda::Function")
-        build = n(Lambda, "Build dataset\n(content-hashed)", "AWS::Lambda::Function")
-        lake = n(S3, "lake: curated/datasets/,\nholdout", "AWS::S3::Bucket")
-        train = n(
-            SagemakerTrainingJob,
-            "Start training job\n→ wait → check",
-            "asl:arn:aws:states:::sagemaker:createTrainingJob",
-        )
-        artifacts = n(S3, "artifacts: model.tar.gz", "AWS::S3::Bucket")
-        evaluate = n(
-            Lambda, "Evaluate model\n(frozen holdout vs production)", "AWS::Lambda::Function"
-        )
-        register = n(Lambda, "Register model\n(metrics, versions, reason)", "AWS::Lambda::Function")
-        deploy = n(Lambda, "Deploy model\n(approve, or wait for a person)", "AWS::Lambda::Function")
-        report = n(Lambda, "Write report", "AWS::Lambda::Function")
-        finished = n(StartEnd, "Pipeline finished", "asl:Pipeline finished")
-        failure = n(Lambda, "Record failure\n(production untouched)", "AWS::Lambda::Function")
-        failed = n(StartEnd, "Pipeline failed", "asl:Pipeline failed")
-        registry = n(SagemakerModel, "Model Registry", "AWS::SageMaker::ModelPackageGroup")
-        alarm = n(Cloudwatch, "alarm on failed executions", "AWS::CloudWatch::Alarm")
-        trigger >> Edge(label="new batch") >> validate
-        trigger >> Edge(label="schedule") >> drift
-        validate >> Edge(label="already processed") >> skip
-        validate >> Edge(label="trainable rows") >> build
-        validate >> Edge(label="no trainable rows") >> report
-        drift >> Edge(label="drifted") >> build
-        drift >> Edge(label="no drift") >> report
-        build >> train
-        lake >> Edge(label="channels") >> train
-        train >> Edge(label="model.tar.gz") >> artifacts
-        train >> evaluate >> register
-        register >> Edge(label="better than production") >> deploy >> report
-        register >> Edge(label="not better: reason") >> report
-        register >> registry
-        deploy >> registry
-        report >> finished
+        with Cluster("AWS account · Region (one per stage)"):
+            raw_rule = n(
+                Eventbridge, "raw/ object created", "AWS::Events::Rule", "raw-batch-arrived"
+            )
+            schedule = n(
+                Eventbridge, "daily schedule", "AWS::Events::Rule", "scheduled-drift-check"
+            )
+            lake = n(S3, "lake: raw/, curated/datasets/,\nholdout", "AWS::S3::Bucket", "data-lake")
+            artifacts = n(S3, "artifacts: model.tar.gz", "AWS::S3::Bucket", "artifacts")
+            registry = n(SagemakerModel, "Model Registry", "AWS::SageMaker::ModelPackageGroup")
+            alarm = n(
+                Cloudwatch,
+                "alarm on failed executions",
+                "AWS::CloudWatch::Alarm",
+                "PipelineFailed",
+            )
+            with Cluster("State machine facet-<stage>-training-pipeline"):
+                start = n(
+                    StepFunctions,
+                    "Note the run:\nnew batch or drift check?",
+                    "AWS::StepFunctions::StateMachine",
+                    "training-pipeline",
+                    ("Note the run", "New batch or drift check?"),
+                )
+                validate = n(
+                    Lambda,
+                    "Validate batch\n(quarantine, verdict, ledger)",
+                    lambda_type,
+                    "validate-batch",
+                    ("Validate batch",),
+                )
+                skip = n(
+                    StartEnd,
+                    "Skip duplicate batch",
+                    "asl:Skip duplicate batch",
+                    states=("Skip duplicate batch",),
+                )
+                drift = n(Lambda, "Check drift", lambda_type, "check-drift", ("Check drift",))
+                build = n(
+                    Lambda,
+                    "Build dataset\n(content-hashed)",
+                    lambda_type,
+                    "build-dataset",
+                    ("Build dataset",),
+                )
+                train = n(
+                    SagemakerTrainingJob,
+                    "Start training job\n→ wait → check",
+                    "asl:arn:aws:states:::sagemaker:createTrainingJob",
+                    "TrainingRole",
+                    (
+                        "Start training job",
+                        "Wait for training job",
+                        "Check training job",
+                        "Training finished?",
+                        "Get training failure reason",
+                        "Training job stopped",
+                    ),
+                )
+                evaluate = n(
+                    Lambda,
+                    "Evaluate model\n(frozen holdout vs production)",
+                    lambda_type,
+                    "evaluate-model",
+                    ("Evaluate model",),
+                )
+                register = n(
+                    Lambda,
+                    "Register model\n(metrics, versions, reason)",
+                    lambda_type,
+                    "register-model",
+                    ("Register model",),
+                )
+                deploy = n(
+                    Lambda,
+                    "Deploy model\n(approve, or wait for a person)",
+                    lambda_type,
+                    "deploy-model",
+                    ("Deploy model",),
+                )
+                report = n(Lambda, "Write report", lambda_type, "write-report", ("Write report",))
+                finished = n(
+                    StartEnd,
+                    "Pipeline finished",
+                    "asl:Pipeline finished",
+                    states=("Pipeline finished",),
+                )
+                failure = n(
+                    Lambda,
+                    "Record failure\n(production untouched)",
+                    lambda_type,
+                    "record-failure",
+                    ("Record failure",),
+                )
+                failed = n(
+                    StartEnd,
+                    "Pipeline failed",
+                    "AWS::StepFunctions::StateMachine",
+                    "training-pipeline",
+                    ("Pipeline failed", "Pipeline failed without a report"),
+                )
+        e(raw_rule, start, "starts")
+        e(schedule, start, "starts")
+        e(start, validate, "new batch")
+        e(start, drift, "drift check")
+        e(validate, skip, "already processed")
+        e(validate, build, "trainable rows")
+        e(validate, report, "no trainable rows")
+        e(drift, build, "drifted")
+        e(drift, report, "no drift")
+        e(validate, lake, "reads raw/, writes zones")
+        e(build, train, "")
+        e(lake, train, "channels")
+        e(train, artifacts, "model.tar.gz")
+        e(train, evaluate, "Completed")
+        e(evaluate, register, "")
+        e(register, deploy, "better than production")
+        e(register, report, "not better: reason")
+        e(deploy, report, "")
+        e(register, registry, "registers")
+        e(deploy, registry, "approves")
+        e(report, finished, "")
         for index, task in enumerate(
             [validate, drift, build, train, evaluate, register, deploy, report]
         ):
             label = "every task catches States.ALL" if index == 0 else ""
-            task >> Edge(style="dashed", color="firebrick", label=label) >> failure
-        failure >> failed
-        failed >> Edge(label="ExecutionsFailed", style="dashed") >> alarm
+            e(task, failure, label, style="dashed", color="firebrick")
+        e(failure, failed, "")
+        e(failed, alarm, "ExecutionsFailed", style="dashed")
 
 
 def serving_path(out_dir: Path) -> None:
-    n = RECORDER.node
+    n, e = RECORDER.node, RECORDER.edge
     with diagram(
         "serving_path",
         "Serving: one price, explained, by one pinned model",
@@ -277,54 +369,89 @@ def serving_path(out_dir: Path) -> None:
         splines="spline",
     ):
         client = Users("web page / partner")
-        api = n(
-            APIGateway,
-            "API Gateway REST\nstage prod, API key, validation",
-            "AWS::ApiGateway::RestApi",
-        )
-        alias = n(Lambda, "alias live\n(canary: 10 % on the new version)", "AWS::Lambda::Alias")
-        function = n(
-            Lambda,
-            "serving versions, one pinned model each\nFastAPI + Mangum",
-            "AWS::Lambda::Function",
-        )
-        rollout = n(
-            Codedeploy,
-            "CodeDeploy\ncanary, automatic rollback",
-            "AWS::CodeDeploy::DeploymentGroup",
-        )
-        alarms = n(
-            Cloudwatch,
-            "rollback alarms\n5xx, p99, price disagreement",
-            "AWS::CloudWatch::Alarm",
-        )
-        registry = n(
-            SagemakerModel,
-            "Model Registry\n(approval starts a rollout)",
-            "AWS::SageMaker::ModelPackageGroup",
-        )
-        artifacts = n(S3, "model.tar.gz\n(sha256-checked)", "AWS::S3::Bucket")
-        lake = n(S3, "inference/ logs\n(both prices in shadow/canary)", "AWS::S3::Bucket")
-        endpoint = n(
-            Sagemaker,
-            "alternative: SageMaker\nserverless endpoint\n(/ping, /invocations)",
-            "AWS::SageMaker::Endpoint",
-        )
-        image = n(
-            SagemakerModel,
-            "SageMaker model: the package's\nserving image + model data",
-            "AWS::SageMaker::Model",
-        )
-        client >> api >> alias >> function
-        registry >> Edge(label="deploy function: pinned version") >> rollout
-        rollout >> Edge(label="shifts weights") >> alias
-        function >> Edge(label="its package, once") >> artifacts
-        function >> Edge(label="batched") >> lake
-        function >> Edge(label="PriceDisagreement") >> alarms
-        api >> Edge(label="5xx, latency") >> alarms
-        alarms >> Edge(label="in ALARM: roll back") >> rollout
-        image - endpoint
-        endpoint >> registry
+        with Cluster("AWS account · Region (one per stage)"):
+            api = n(
+                APIGateway,
+                "API Gateway REST\nstage prod, API key, validation",
+                "AWS::ApiGateway::RestApi",
+            )
+            alias = n(Lambda, "alias live\n(canary: 10 % on the new version)", "AWS::Lambda::Alias")
+            function = n(
+                Lambda,
+                "serving versions, one pinned model each\nFastAPI + Mangum",
+                "AWS::Lambda::Function",
+                "serving-api",
+            )
+            registry = n(
+                SagemakerModel,
+                "Model Registry\n(approval = decision)",
+                "AWS::SageMaker::ModelPackageGroup",
+            )
+            approval = n(
+                Eventbridge,
+                "package approved / rejected",
+                "AWS::Events::Rule",
+                "model-package-approved",
+            )
+            deploy = n(
+                Lambda,
+                "deploy function\n(publishes a pinned version)",
+                "AWS::Lambda::Function",
+                "deploy-model",
+            )
+            rollout = n(
+                Codedeploy,
+                "CodeDeploy\ncanary, automatic rollback",
+                "AWS::CodeDeploy::DeploymentGroup",
+            )
+            alarms = n(
+                Cloudwatch,
+                "rollback alarms\n5xx, p99, price disagreement",
+                "AWS::CloudWatch::Alarm",
+                "rollout-",
+            )
+            pointer = n(ParameterStore, "production pointer", "AWS::SSM::Parameter")
+            artifacts = n(
+                S3,
+                "artifacts bucket\nmodel.tar.gz (sha256-checked)",
+                "AWS::S3::Bucket",
+                "artifacts",
+            )
+            lake = n(
+                S3,
+                "lake: inference/ logs\n(both prices in shadow/canary)",
+                "AWS::S3::Bucket",
+                "data-lake",
+            )
+            with Cluster("alternative\n(servingEndpoint=true)"):
+                endpoint = n(
+                    Sagemaker,
+                    "SageMaker\nserverless endpoint\n(/ping, /invocations)",
+                    "AWS::SageMaker::Endpoint",
+                )
+                image = n(
+                    SagemakerModel,
+                    "SageMaker model\n(serving image,\nfollows the registry)",
+                    "AWS::SageMaker::Model",
+                )
+        client >> Edge(label="HTTPS + API key") >> api
+        e(api, alias, "invokes")
+        e(alias, function, "weights per version")
+        e(registry, approval, "state change")
+        e(approval, deploy, "invokes")
+        e(deploy, function, "new version")
+        e(deploy, rollout, "starts a deployment")
+        e(deploy, pointer, "writes")
+        e(rollout, alias, "shifts weights")
+        e(function, pointer, "follows")
+        e(function, artifacts, "its package, once")
+        e(function, lake, "batched")
+        e(function, alarms, "PriceDisagreement")
+        e(api, alarms, "5xx, p99")
+        e(alarms, rollout, "in ALARM: roll back")
+        e(endpoint, image, "runs")
+        e(image, registry, "reads")
+        e(image, artifacts, "loads")
 
 
 def local_emulation(out_dir: Path) -> None:
@@ -333,11 +460,12 @@ def local_emulation(out_dir: Path) -> None:
         "local_emulation",
         "Locally: the same definition, handlers and training code",
         out_dir,
-        direction="TB",
+        # Left to right: edges enter a node from the side, at its icon; from above they stop at
+        # the node's box, which holds the label too, short of the icon.
+        direction="LR",
         splines="spline",
-        nodesep="1.6",  # room for the two-line labels side by side
     ):
-        cli = n(Python, "facet demo / ingest / score / serve", "local:cli")
+        cli = n(Python, "facet CLI\ndemo · ingest\nscore · serve", "local:cli")
         with Cluster("embedded moto 5.2.5 (control plane) on 127.0.0.1"):
             s3 = n(S3, "S3 (lake, artifacts)", "AWS::S3::Bucket")
             events = n(Eventbridge, "EventBridge rule", "AWS::Events::Rule")

@@ -135,3 +135,11 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     from tests.infra.conftest import synthesize
 
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def synthesized_with_endpoint(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The same app with the SageMaker endpoint alternative on (context servingEndpoint=true)."""
+    from tests.infra.conftest import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("cdk.out.endpoint"), servingEndpoint=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -57,18 +58,15 @@ def test_committed_pngs_exist_for_the_docs(rendered: tuple[ModuleType, dict[str,
 
 
 def test_diagrams_show_only_declared_services(
-    rendered: tuple[ModuleType, dict[str, Path]], synthesized: Synthesized
+    rendered: tuple[ModuleType, dict[str, Path]], synthesized_with_endpoint: Synthesized
 ) -> None:
     module, _ = rendered
-    declared = {
+    synthesized = synthesized_with_endpoint
+    with_endpoint = {
         resource["Type"]
         for stack in synthesized.stacks
         for resource in synthesized.raw(stack)["Resources"].values()
     }
-    with_endpoint = declared | {
-        "AWS::SageMaker::Endpoint",
-        "AWS::SageMaker::Model",
-    }  # behind servingEndpoint=true
     from aws_cdk import App
 
     from infra.delivery import DeliveryStack
@@ -108,6 +106,9 @@ NAME_PROPERTIES = (
     "RoleName",
     "TopicName",
     "AlarmName",
+    "DeploymentGroupName",
+    # an alarm on a custom metric is tied to the roles allowed to put metrics in its namespace
+    "Namespace",
 )
 # Resources that belong to the one they refer to (an API's methods, a function's alias and its
 # role's policies): an integration of theirs is their owner's.
@@ -118,6 +119,7 @@ CHILD_TYPES = {
     "AWS::Lambda::Alias",
     "AWS::Lambda::Version",
     "AWS::IAM::Policy",
+    "AWS::SageMaker::EndpointConfig",
 }
 
 
@@ -142,7 +144,9 @@ class Templates:
             stack = key.split("/")[0]
             found: set[str] = set()
             texts: list[str] = []
-            self._walk(resource.get("Properties", {}), stack, exports, found, texts)
+            # an alias's UpdatePolicy names the CodeDeploy group that shifts it
+            for part in ("Properties", "UpdatePolicy"):
+                self._walk(resource.get(part, {}), stack, exports, found, texts)
             self.refers[key] = found
             self.strings[key] = "\n".join(texts)
 
@@ -182,7 +186,7 @@ class Templates:
                 names.append(value)
             elif isinstance(value, dict) and "Fn::Join" in value:
                 names.append("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
-        return [n for n in names if len(n) > 6]
+        return [n for n in names if len(n) > 6 and not n.startswith("AWS/")]
 
     def matching(self, shown: Any) -> list[str]:
         kind = shown.represents.removeprefix("asl:")
@@ -247,20 +251,135 @@ class Templates:
 
 
 @pytest.fixture(scope="module")
-def templates(synthesized: Synthesized) -> Templates:
-    return Templates(synthesized)
+def templates(synthesized_with_endpoint: Synthesized) -> Templates:
+    # the app as synthesized with the endpoint alternative on, which the serving picture shows
+    return Templates(synthesized_with_endpoint)
 
 
-def test_every_edge_of_the_system_overview_is_a_real_integration(
-    rendered: tuple[ModuleType, dict[str, Path]], templates: Templates
+def template_edges(module: ModuleType, diagram: str) -> list[tuple[Any, Any, str]]:
+    """The diagram's edges a template shows: all but those between two pipeline states."""
+    return [
+        (source, target, label)
+        for source, target, label in module.RECORDER.edges[diagram]
+        if not (source.states and target.states)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("diagram", "at_least"),
+    [("system_overview", 20), ("training_pipeline", 8), ("serving_path", 15)],
+)
+def test_every_edge_of_an_aws_diagram_is_a_real_integration(
+    rendered: tuple[ModuleType, dict[str, Path]],
+    templates: Templates,
+    diagram: str,
+    at_least: int,
 ) -> None:
     module, _ = rendered
-    edges = module.RECORDER.edges["system_overview"]
-    assert len(edges) >= 20
+    edges = template_edges(module, diagram)
+    assert len(edges) >= at_least
     for source, target, label in edges:
         assert templates.matching(source) or source.represents.startswith("asset:"), source
         assert templates.matching(target) or target.represents.startswith("asset:"), target
         assert templates.connected(source, target), (source, target, label)
+
+
+def asl_transitions() -> tuple[str, dict[str, set[str]], dict[str, str]]:
+    """The training pipeline's start state, each state's successors (Next, Default, Choices and
+    Catch), and each state's type."""
+    document = json.loads(raw_definition())
+    transitions = {
+        name: {
+            target
+            for target in [
+                state.get("Next"),
+                state.get("Default"),
+                *(choice.get("Next") for choice in state.get("Choices", [])),
+                *(catch.get("Next") for catch in state.get("Catch", [])),
+            ]
+            if target
+        }
+        for name, state in document["States"].items()
+    }
+    types = {name: state["Type"] for name, state in document["States"].items()}
+    return document["StartAt"], transitions, types
+
+
+def leads_to(transitions: dict[str, set[str]], drawn: set[str], source: Any, target: Any) -> bool:
+    """Whether a state of `source` reaches one of `target` through states no node draws (the
+    Choice and Pass states between tasks) or through `source`'s own states."""
+    frontier = [after for state in source.states for after in transitions[state]]
+    seen: set[str] = set()
+    while frontier:
+        state = frontier.pop()
+        if state in target.states:
+            return True
+        if state in seen or (state in drawn and state not in source.states):
+            continue
+        seen.add(state)
+        frontier.extend(transitions[state])
+    return False
+
+
+def asl_mismatches(edges: list[tuple[Any, Any, str]]) -> tuple[list[str], list[str]]:
+    """Edges between states that the definition does not make, and transitions it makes that
+    no edge draws."""
+    _, transitions, _ = asl_transitions()
+    nodes = {shown for edge in edges for shown in edge[:2] if shown.states}
+    drawn = {state for shown in nodes for state in shown.states}
+    state_edges = {(s, t) for s, t, _ in edges if s.states and t.states}
+    invented = [
+        f"{s.states[0]} -> {t.states[0]}"
+        for s, t in state_edges
+        if not leads_to(transitions, drawn, s, t)
+    ]
+    missing = [
+        f"{s.states[0]} -> {t.states[0]}"
+        for s in nodes
+        for t in nodes
+        if s != t and leads_to(transitions, drawn, s, t) and (s, t) not in state_edges
+    ]
+    return sorted(invented), sorted(missing)
+
+
+def test_the_training_pipeline_draws_exactly_the_definitions_transitions(
+    rendered: tuple[ModuleType, dict[str, Path]],
+) -> None:
+    module, _ = rendered
+    edges = module.RECORDER.edges["training_pipeline"]
+    start, _, types = asl_transitions()
+    drawn = {state for edge in edges for shown in edge[:2] for state in shown.states}
+    # every state that does work or ends a run is drawn; only Choice and Pass states between
+    # tasks are folded into the edges
+    assert {s for s, kind in types.items() if kind not in {"Choice", "Pass"}} <= drawn
+    assert start in drawn
+    assert asl_mismatches(edges) == ([], [])
+
+
+def test_the_transition_check_finds_invented_and_missing_edges(
+    rendered: tuple[ModuleType, dict[str, Path]],
+) -> None:
+    # GIVEN the earlier picture's faults: errors drawn from four of the tasks only, and an edge
+    # the definition does not make
+    module, _ = rendered
+    edges = module.RECORDER.edges["training_pipeline"]
+    by_state = {shown.states[0]: shown for edge in edges for shown in edge[:2] if shown.states}
+    caught_by_four = [
+        (s, t, label)
+        for s, t, label in edges
+        if not (
+            t.states == ("Record failure",)
+            and s.states[:1] in {("Evaluate model",), ("Register model",), ("Deploy model",)}
+        )
+    ]
+    invented = [*edges, (by_state["Validate batch"], by_state["Evaluate model"], "")]
+    # THEN the check names each
+    assert asl_mismatches(caught_by_four)[1] == [
+        "Deploy model -> Record failure",
+        "Evaluate model -> Record failure",
+        "Register model -> Record failure",
+    ]
+    assert asl_mismatches(invented)[0] == ["Validate batch -> Evaluate model"]
 
 
 def test_the_check_rejects_edges_the_app_does_not_make(
@@ -276,7 +395,12 @@ def test_the_check_rejects_edges_the_app_does_not_make(
     topic = module.Shown("AWS::SNS::Topic")
     serving = module.Shown("AWS::Lambda::Function", "serving")
     training_job = module.Shown("AWS::S3::Bucket", "artifacts")
+    # and the earlier serving picture's registry starting CodeDeploy (the rule and the deploy
+    # function do)
+    rollout = module.Shown("AWS::CodeDeploy::DeploymentGroup")
     # THEN the check refuses them, and accepts the integrations that exist
+    assert not templates.connected(registry, rollout)
+    assert templates.connected(module.Shown("AWS::Lambda::Function", "deploy-model"), rollout)
     assert not templates.connected(registry, pointer)
     assert not templates.connected(machine, topic)
     assert not templates.connected(serving, module.Shown("AWS::SageMaker::ModelPackageGroup", "x"))

@@ -76,8 +76,10 @@ def test_environment_agnostic_synth_maps_the_training_image_per_region(tmp_path:
     assert violations(tmp_path) == []
 
 
-def test_serving_endpoint_alternative_behind_a_context_flag(tmp_path: Path) -> None:
-    with_endpoint = synthesize(tmp_path, servingEndpoint=True)
+def test_serving_endpoint_alternative_behind_a_context_flag(
+    synthesized_with_endpoint: Synthesized,
+) -> None:
+    with_endpoint = synthesized_with_endpoint
     template = with_endpoint.raw("FacetServing")["Resources"]
     endpoints = [
         r["Properties"] for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint"
@@ -90,7 +92,7 @@ def test_serving_endpoint_alternative_behind_a_context_flag(tmp_path: Path) -> N
         "MaxConcurrency": 5,
         "MemorySizeInMB": 2048,
     }
-    assert violations(tmp_path) == []
+    assert violations(with_endpoint.outdir) == []
 
 
 def test_the_serving_lambda_package_holds_the_locked_versions(synthesized: Synthesized) -> None:
