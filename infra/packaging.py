@@ -9,6 +9,7 @@ Which packages make each set is read from pyproject.toml's extras, not restated 
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import io
 import os
@@ -105,20 +106,33 @@ def lambda_zip(packages: Iterable[str]) -> bytes:
     return buffer.getvalue()
 
 
+# 2020-01-01T00:00:00Z, as the Lambda zips' entries: the archive depends on file contents only.
+_FIXED_MTIME: Final = 1_577_836_800
+
+
+def _tar_entry(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), _FIXED_MTIME, 0o644
+    return info, io.BytesIO(data)
+
+
 def training_source_tarball() -> bytes:
-    """sourcedir.tar.gz for a SageMaker framework container: entry, packages, requirements."""
+    """sourcedir.tar.gz for a SageMaker framework container: entry, packages, requirements.
+
+    Byte-for-byte the same for the same sources (fixed entry times and owners, gzip header time
+    0), so its asset hash, and with it the deployed training step, change only when code does."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for path in _source_files(TRAINING_CODE_PACKAGES):
-            archive.add(path, arcname=path.relative_to(REPO).as_posix())
+            archive.addfile(*_tar_entry(path.relative_to(REPO).as_posix(), path.read_bytes()))
         for name, text in (
             (TRAINING_ENTRY_SCRIPT, TRAINING_ENTRY),
             ("requirements.txt", training_requirements()),
         ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
+            archive.addfile(*_tar_entry(name, text.encode()))
     return buffer.getvalue()
 
 

@@ -1,12 +1,15 @@
 """Refreshing the serving package's code is a no-op when nothing changed, so a synth running
-beside another (parallel test workers) never sees its asset directory rewritten under it."""
+beside another (parallel test workers) never sees its asset directory rewritten under it; the
+training source archive is the same bytes for the same code."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
 from contracts.names import SERVING_CODE_PACKAGES
-from infra.packaging import REPO, refresh_code
+from infra.packaging import REPO, refresh_code, training_source_tarball
 
 
 def _snapshot(root: Path) -> dict[str, int]:
@@ -31,3 +34,19 @@ def test_a_stale_copy_is_replaced(tmp_path: Path) -> None:
     stale.write_text("stale = True\n")
     refresh_code(tmp_path)
     assert stale.read_bytes() == (REPO / package / "__init__.py").read_bytes()
+
+
+def test_the_training_source_tarball_depends_on_contents_only() -> None:
+    # GIVEN two builds of the training source, seconds apart
+    first = training_source_tarball()
+    second = training_source_tarball()
+    # THEN they are the same bytes: no gzip header time, no file times or owners inside, so
+    # the asset hash (and the deployed training step) moves only when the code does
+    assert first == second
+    assert first[4:8] == b"\0\0\0\0"  # gzip MTIME
+    with tarfile.open(fileobj=io.BytesIO(first)) as archive:
+        members = archive.getmembers()
+    assert len(members) > 20
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {
+        (1_577_836_800, 0, 0, "", "")
+    }
