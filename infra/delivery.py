@@ -19,7 +19,15 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from contracts.names import CLOUD_STAGES, PROJECT, StageNames
+from contracts.names import (
+    CLOUD_STAGES,
+    HOLDOUT_KEY,
+    HOLDOUT_MANIFEST_KEY,
+    PROJECT,
+    REFERENCE_DATASET_KEY,
+    BucketRole,
+    StageNames,
+)
 from infra.nag import Nag
 
 GITHUB_ISSUER = "token.actions.githubusercontent.com"
@@ -133,8 +141,40 @@ class DeliveryStack(Stack):
                     ],
                 )
             )
+            # `make deploy` seeds the lake once (scripts/deploy.py, pipeline/seeding.py): its
+            # two starting objects only, and the lake key only as S3 uses it for that bucket.
+            lake = StageNames(stage).bucket(BucketRole.DATA_LAKE, Aws.ACCOUNT_ID, Aws.REGION)
+            lake_arn = f"arn:{Aws.PARTITION}:s3:::{lake}"
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject"],
+                    resources=[
+                        f"{lake_arn}/{key}"
+                        for key in (REFERENCE_DATASET_KEY, HOLDOUT_KEY, HOLDOUT_MANIFEST_KEY)
+                    ],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[f"arn:{Aws.PARTITION}:kms:{Aws.REGION}:{Aws.ACCOUNT_ID}:key/*"],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com",
+                            # the lake uses an S3 Bucket Key: the context is the bucket's ARN
+                            "kms:EncryptionContext:aws:s3:arn": lake_arn,
+                        }
+                    },
+                )
+            )
             self.deploy_roles[stage] = role
             nag = Nag(role)
+            nag.acknowledge(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:"
+                "<AWS::AccountId>:key/*]",
+                reason="The lake's key lives in the stage's stacks, not this one; conditions "
+                "limit its use to S3 encrypting or reading the stage's lake bucket (seeding).",
+            )
             nag.acknowledge(
                 id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/"
                 "cdk-hnb659fds-*-<AWS::AccountId>-<AWS::Region>]",

@@ -5,7 +5,6 @@ Idempotent: running it against an emulator that already has them changes nothing
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -18,15 +17,12 @@ import boto3
 
 from contracts.names import (
     API_STAGE,
-    HOLDOUT_KEY,
-    HOLDOUT_MANIFEST_KEY,
     LEDGER_PREFIX,
     LOCAL_SERVING_IMAGE,
     PIPELINE_CODE_PACKAGES,
     PIPELINE_HANDLER_MODULE,
     RAW_BATCH_EVENT_PATHS,
     RAW_BATCH_EVENT_TEMPLATE,
-    REFERENCE_DATASET_KEY,
     SCORING_HANDLER_MODULE,
     SCORING_STEP_FUNCTIONS,
     SERVING_CODE_PACKAGES,
@@ -51,9 +47,8 @@ from infra.packaging import lambda_zip, training_source_tarball
 from local_emulation import rest_api
 from local_emulation.emulator import CLIENT_CONFIG
 from pipeline.definition import scoring_definition, substitute
+from pipeline.seeding import seed_lake
 from training.registry import describe, ensure_group, read_pointer, write_pointer
-from training.split import split_archive
-from training.train import prepare_classic
 
 log = logging.getLogger("facet.emulation.provision")
 LAMBDA_RUNTIME: Final = "python3.12"
@@ -184,37 +179,6 @@ def _empty_stale_lake(s3: Any, sagemaker: Any, group: str, buckets: tuple[str, .
             ]
             if objects:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-
-
-def _object_exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True
-
-
-def seed_lake(s3: Any, bucket: str, *, archive_only: bool) -> dict[str, int]:
-    """The reference data and the frozen holdout in curated/ (unless already there)."""
-    if _object_exists(s3, bucket, REFERENCE_DATASET_KEY) and _object_exists(
-        s3, bucket, HOLDOUT_MANIFEST_KEY
-    ):
-        return {}
-    classic = prepare_classic()
-    reference = split_archive(classic.training)[0] if archive_only else classic.training
-    drop = ["row_hash"]
-    buffer = io.BytesIO()
-    reference.drop(columns=drop).to_csv(
-        buffer, index=False, compression={"method": "gzip", "mtime": 0}
-    )
-    s3.put_object(Bucket=bucket, Key=REFERENCE_DATASET_KEY, Body=buffer.getvalue())
-    s3.put_object(
-        Bucket=bucket,
-        Key=HOLDOUT_KEY,
-        Body=classic.holdout.drop(columns=drop).to_csv(index=False).encode(),
-    )
-    s3.put_object(Bucket=bucket, Key=HOLDOUT_MANIFEST_KEY, Body=classic.manifest.to_json().encode())
-    return {"reference_rows": len(reference), "holdout_rows": len(classic.holdout)}
 
 
 def pipeline_environment(

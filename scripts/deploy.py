@@ -1,14 +1,17 @@
 """Deploy Facet to the AWS account of your credentials: `make deploy STAGE=dev` runs this.
 
     python scripts/deploy.py deploy --stage dev [--pipeline-image URI@sha256:...] [--dry-run]
+    python scripts/deploy.py seed --stage dev       # (deploy does it) the lake's starting data
     python scripts/deploy.py destroy --stage dev
     python scripts/deploy.py delivery --repository owner/name
 
 Finds the account and region from the credentials (boto3, as the AWS CLI does), bootstraps the
 account and region for CDK if the bootstrap version parameter is missing, deploys the stage's
-five stacks (never FacetDelivery, which an administrator deploys once), and prints the API's
-URL and how to read a partner key. Needs Docker when the images are built here (no
---pipeline-image/--serving-image); the delivery pipeline passes the images it built once.
+five stacks (never FacetDelivery, which an administrator deploys once), seeds the lake with the
+reference data and the frozen holdout every pipeline run reads (once: a seeded lake is left as it
+is), and prints the API's URL and how to read a partner key. Needs Docker when the images are
+built here (no --pipeline-image/--serving-image); the delivery pipeline passes the images it
+built once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from contracts.names import CLOUD_STAGES, StageNames  # noqa: E402
+from contracts.names import CLOUD_STAGES, BucketRole, StageNames  # noqa: E402
 
 STACKS = (
     "FacetDataLake",
@@ -89,6 +92,26 @@ def run(commands: list[list[str]], dry_run: bool) -> None:
             subprocess.run(command, cwd=REPO, check=True)
 
 
+def seed(stage: str, account: str, region: str, *, dry_run: bool = False) -> dict[str, int]:
+    """The reference data and the frozen holdout in the stage's lake, unless already there."""
+    bucket = StageNames(stage).bucket(BucketRole.DATA_LAKE, account, region)
+    print(f"+ seed s3://{bucket}/curated/ (reference data, frozen holdout)", flush=True)
+    if dry_run:
+        return {}
+    import boto3
+
+    from pipeline.seeding import seed_lake
+
+    written = seed_lake(boto3.client("s3", region_name=region), bucket, archive_only=True)
+    print(
+        f"  {written['reference_rows']:,} reference rows and {written['holdout_rows']:,} holdout "
+        "rows written"
+        if written
+        else "  already seeded: left as it is"
+    )
+    return written
+
+
 def print_how_to_call(stage: str) -> None:
     outputs_file = REPO / "build" / f"outputs-{stage}.json"
     outputs = json.loads(outputs_file.read_text())
@@ -105,7 +128,7 @@ def print_how_to_call(stage: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["deploy", "destroy", "delivery"])
+    parser.add_argument("action", choices=["deploy", "seed", "destroy", "delivery"])
     parser.add_argument("--stage", default="dev", choices=CLOUD_STAGES)
     parser.add_argument("--pipeline-image")
     parser.add_argument("--serving-image")
@@ -116,6 +139,9 @@ def main() -> None:
     args = parser.parse_args()
     account, region = (args.account, args.region) if args.account and args.region else target()
     commands: list[list[str]] = []
+    if args.action == "seed":
+        seed(args.stage, account, region, dry_run=args.dry_run)
+        return
     if args.action != "destroy" and (args.dry_run or not bootstrapped(region)):
         commands.append(cdk("bootstrap", f"aws://{account}/{region}"))
     if args.action == "deploy":
@@ -160,8 +186,10 @@ def main() -> None:
             )
         )
     run(commands, args.dry_run)
-    if args.action == "deploy" and not args.dry_run:
-        print_how_to_call(args.stage)
+    if args.action == "deploy":
+        seed(args.stage, account, region, dry_run=args.dry_run)
+        if not args.dry_run:
+            print_how_to_call(args.stage)
 
 
 if __name__ == "__main__":

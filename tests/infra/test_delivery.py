@@ -31,6 +31,16 @@ def roles(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def rendered(value: Any) -> str:
+    """A string or an Fn::Join of strings and Refs, with each Ref as ${Name}."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(rendered(part) for part in parts)
+
+
 def test_oidc_provider_for_github_actions(template: dict[str, Any]) -> None:
     providers = [
         r["Properties"]
@@ -60,7 +70,9 @@ def test_each_role_trusts_one_repository_and_one_branch_or_environment(
     assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
 
 
-def test_deploy_roles_can_only_assume_the_cdk_bootstrap_roles(template: dict[str, Any]) -> None:
+def test_deploy_roles_can_assume_the_cdk_bootstrap_roles_and_seed_their_stages_lake_only(
+    template: dict[str, Any],
+) -> None:
     policies = [
         r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
     ]
@@ -76,10 +88,35 @@ def test_deploy_roles_can_only_assume_the_cdk_bootstrap_roles(template: dict[str
             if {"Ref": role_id} in p["Roles"]
             for s in p["PolicyDocument"]["Statement"]
         ]
-        actions = {s["Action"] for s in statements}
-        assert actions == {"sts:AssumeRole", "apigateway:GET", "cloudformation:DescribeStacks"}
+        actions = {
+            action
+            for s in statements
+            for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        }
+        assert actions == {
+            "sts:AssumeRole",
+            "apigateway:GET",
+            "cloudformation:DescribeStacks",
+            "s3:GetObject",
+            "s3:PutObject",
+            "kms:GenerateDataKey",
+            "kms:Decrypt",
+        }
         assume = next(s for s in statements if s["Action"] == "sts:AssumeRole")
         assert "cdk-hnb659fds-*-" in json.dumps(assume["Resource"])
+        # the seeding: the lake's three starting objects of this stage, nothing else
+        objects = next(s for s in statements if "s3:PutObject" in s["Action"])
+        lake = f"arn:${{AWS::Partition}}:s3:::facet-{stage}-data-lake-${{AWS::AccountId}}-${{AWS::Region}}"
+        assert sorted(rendered(r) for r in objects["Resource"]) == [
+            f"{lake}/curated/holdout/holdout.csv",
+            f"{lake}/curated/holdout/manifest.json",
+            f"{lake}/curated/reference/diamonds.csv.gz",
+        ]
+        key_use = next(s for s in statements if "kms:Decrypt" in s["Action"])
+        conditions = key_use["Condition"]["StringEquals"]
+        assert set(conditions) == {"kms:ViaService", "kms:EncryptionContext:aws:s3:arn"}
+        assert rendered(conditions["kms:EncryptionContext:aws:s3:arn"]) == lake
+        assert rendered(conditions["kms:ViaService"]) == "s3.${AWS::Region}.amazonaws.com"
 
 
 def test_images_are_immutable_and_scanned(template: dict[str, Any]) -> None:

@@ -121,6 +121,8 @@ def test_make_deploy_passes_the_pushed_images_to_cdk(stage: str) -> None:
         text=True,
         check=True,
     )
-    deploy = done.stdout.splitlines()[-1]
+    deploy, seed = done.stdout.splitlines()[-2:]
     assert f"-c stage={stage}" in deploy and "pipelineImage=" in deploy
+    # after the stacks, the lake's starting data (pipeline/seeding.py)
+    assert seed.startswith(f"+ seed s3://facet-{stage}-data-lake-123456789012-eu-west-1/curated/")
     assert "FacetDelivery" not in deploy  # an administrator deploys that, once
