@@ -151,10 +151,18 @@ class ScoringFlow(Construct):
         nag = pipeline.grant_steps(machine, list(self.functions.values()))
         machine.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:CreateModel", "sagemaker:AddTags"],
+                actions=["sagemaker:CreateModel", "sagemaker:AddTags", "sagemaker:DeleteModel"],
                 resources=[arns.scoring_models.value],
             )
         )
+        # A failed run's model is deleted by the step that records the failure.
+        recorder = self.functions["record_scoring_failure"]
+        recorder.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DeleteModel"], resources=[arns.scoring_models.value]
+            )
+        )
+        Nag(recorder).wildcard(arns.scoring_models, REASONS["jobs"])
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeModelPackage"], resources=[arns.packages.value]

@@ -22,6 +22,7 @@ from typing import Any, Final
 import boto3
 import numpy as np
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from contracts.names import (
     CATALOGUE_EXPLAIN_METADATA,
@@ -322,6 +323,17 @@ def _seconds_between(start: str, end: str) -> float | None:
     return round((ended - begun).total_seconds(), 3)
 
 
+def _delete_model(name: str) -> bool:
+    """The run's SageMaker model, if the run got as far as creating it (the successful path
+    deletes it in the state machine). A model left behind costs nothing: never fail for it."""
+    try:
+        boto3.client("sagemaker").delete_model(ModelName=name)
+    except ClientError as error:
+        log.info("model %s not deleted: %s", name, error.response.get("Error", {}).get("Code"))
+        return False
+    return True
+
+
 def record_scoring_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """results/<name>/summary.json with status Failed and the reason; returns error and cause."""
     settings, s3 = Settings(), boto3.client("s3")
@@ -334,6 +346,8 @@ def record_scoring_failure(event: dict[str, Any], context: Any) -> dict[str, Any
     scoring.setdefault("landed_at", landed_at)
     summary = _summary(settings, scoring, status="Failed", priced=0)
     summary |= {"error": error.get("Error", "Error"), "reason": cause, "execution": execution}
+    if scoring.get("job_name"):
+        summary["model_deleted"] = _delete_model(str(scoring["job_name"]))
     lake.write_json(
         s3, settings.data_bucket, f"{results_prefix(scoring['name'])}summary.json", summary
     )

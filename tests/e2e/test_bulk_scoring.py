@@ -192,6 +192,9 @@ def test_the_transform_job_ran_as_configured_on_every_instance(
     ]
     head = client("s3").head_object(Bucket=production.deployment.data_bucket, Key=outputs[0])
     assert head["ServerSideEncryption"] == "aws:kms"
+    # the run's model lived only as long as its job (the state machine's Delete model step)
+    assert client("sagemaker").list_models(NameContains=summary["transform_job"])["Models"] == []
+    assert "model_cleanup_error" not in output
 
 
 def test_a_catalogue_that_cannot_be_read_fails_with_its_reason_in_the_summary(

@@ -149,7 +149,12 @@ def test_scoring_step_functions_touch_only_the_scoring_prefixes(synthesized: Syn
         assert objects, role
         assert all("/scoring/" in text for text in objects), (role, objects)
         actions = {a for statements in policies for s in statements for a in _as_list(s["Action"])}
-        assert not any(a.startswith("sagemaker:") for a in actions), (role, actions)
+        sagemaker = {a for a in actions if a.startswith("sagemaker:")}
+        # only the failure step deletes the run's model (its own test below)
+        assert sagemaker <= ({"sagemaker:DeleteModel"} if "RecordScoring" in role else set()), (
+            role,
+            sagemaker,
+        )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -172,6 +177,16 @@ def test_the_transform_role_reads_its_input_and_the_model_and_writes_only_scorin
     assert "ecr:BatchGetImage" in actions  # the serving image
 
 
+def test_only_the_failure_step_may_delete_a_scoring_model(synthesized: Synthesized) -> None:
+    statements = _role_statements(synthesized, "RecordScoringFailure")
+    (deleting,) = [s for s in statements if "sagemaker:DeleteModel" in _as_list(s["Action"])]
+    assert _as_list(deleting["Action"]) == ["sagemaker:DeleteModel"]
+    assert f"model/{NAMES.transform_job_prefix}-*" in json.dumps(deleting["Resource"])
+    for other in ("PrepareCatalogue", "JoinScores"):
+        actions = {a for s in _role_statements(synthesized, other) for a in _as_list(s["Action"])}
+        assert not any(a.startswith("sagemaker:") and "Delete" in a for a in actions), other
+
+
 def test_the_scoring_state_machine_may_only_create_the_stages_jobs_and_models(
     synthesized: Synthesized,
 ) -> None:
@@ -184,6 +199,7 @@ def test_the_scoring_state_machine_may_only_create_the_stages_jobs_and_models(
         f"transform-job/{NAMES.transform_job_prefix}-*" in by_action["sagemaker:CreateTransformJob"]
     )
     assert f"model/{NAMES.transform_job_prefix}-*" in by_action["sagemaker:CreateModel"]
+    assert by_action["sagemaker:DeleteModel"] == by_action["sagemaker:CreateModel"]
     assert NAMES.model_package_group in by_action["sagemaker:DescribeModelPackage"]
     (passing,) = [s for s in statements if "iam:PassRole" in _as_list(s["Action"])]
     assert passing["Condition"] == {
