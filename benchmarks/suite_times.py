@@ -3,6 +3,9 @@
     python benchmarks/suite_times.py                      # runs the suite as `make test` does
     python benchmarks/suite_times.py --workers 1          # one worker, for comparison
     python benchmarks/suite_times.py --junit report.xml   # only summarises an earlier run
+    python benchmarks/suite_times.py --write              # and records each file's time in
+                                                          # tests/file_seconds.json (the order
+                                                          # tests/conftest.py runs files in)
 
 Per folder it prints the tests' own time (setup + call + teardown, summed over workers) and the
 slowest file; the wall time of the whole run is what a developer waits for.
@@ -11,6 +14,7 @@ slowest file; the wall time of the whole run is what a developer waits for.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -33,10 +37,26 @@ def summarise(junit: Path) -> dict[str, dict[str, float]]:
     return folders
 
 
+def file_seconds(junit: Path) -> dict[str, float]:
+    """{tests/.../test_x.py: seconds} from a JUnit XML report (a class's tests count for its file)."""
+    seconds: dict[str, float] = defaultdict(float)
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        parts = case.get("classname", "").split(".")
+        for end in range(len(parts), 0, -1):
+            path = "/".join(parts[:end]) + ".py"
+            if (REPO / path).is_file():
+                seconds[path] += float(case.get("time", 0))
+                break
+    return {path: round(value, 1) for path, value in sorted(seconds.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--junit", type=Path, help="summarise this report instead of running")
+    parser.add_argument(
+        "--write", action="store_true", help="record each file's time in tests/file_seconds.json"
+    )
     arguments = parser.parse_args()
     wall = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,6 +71,10 @@ def main() -> int:
             )
             wall = time.monotonic() - started
         folders = summarise(junit)
+        if arguments.write:
+            target = REPO / "tests" / "file_seconds.json"
+            target.write_text(json.dumps(file_seconds(junit), indent=1) + "\n")
+            print(f"each file's time: {target.relative_to(REPO)}")
     print(f"\n{'folder':<18} {'tests time':>10}  slowest file")
     for folder, files in sorted(folders.items(), key=lambda item: -sum(item[1].values())):
         slowest = max(files, key=lambda name: files[name])

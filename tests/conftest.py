@@ -4,6 +4,7 @@ shared between pytest-xdist workers: the first one that needs a model trains it)
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -28,6 +29,27 @@ def pytest_configure(config: pytest.Config) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= workers:
         os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: workers])
+
+
+# Each test file's own time in a recent full run (`python benchmarks/suite_times.py --write`).
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first. pytest-xdist (`--dist loadfile`) hands whole files to whichever
+    worker is free, in collection order: a long file that starts last keeps one worker busy
+    while the other idles. Files not yet measured count as the median file. The order is the
+    same on every worker, as xdist requires."""
+    measured: dict[str, float] = (
+        json.loads(FILE_SECONDS.read_text()) if FILE_SECONDS.is_file() else {}
+    )
+    if not measured:
+        return
+    typical = sorted(measured.values())[len(measured) // 2]
+    position = {item: index for index, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (-measured.get(item.nodeid.split("::")[0], typical), position[item])
+    )
 
 
 @pytest.fixture(scope="session")
