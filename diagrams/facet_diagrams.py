@@ -109,6 +109,19 @@ def diagram(
         yield drawn
 
 
+def approval_path(deploy_does: str) -> tuple[Any, Any, Any]:
+    """The registry, the rule on its approvals and the deploy function that rule invokes."""
+    n = RECORDER.node
+    registry = n(
+        SagemakerModel, "Model Registry\n(approval = decision)", "AWS::SageMaker::ModelPackageGroup"
+    )
+    approval = n(
+        Eventbridge, "package approved / rejected", "AWS::Events::Rule", "model-package-approved"
+    )
+    deploy = n(Lambda, f"deploy function\n({deploy_does})", "AWS::Lambda::Function", "deploy-model")
+    return registry, approval, deploy
+
+
 def system_overview(out_dir: Path) -> None:
     n, e = RECORDER.node, RECORDER.edge
     with diagram(
@@ -165,23 +178,7 @@ def system_overview(out_dir: Path) -> None:
                     "asl:arn:aws:states:::sagemaker:createTrainingJob",
                     "TrainingRole",
                 )
-            registry = n(
-                SagemakerModel,
-                "Model Registry\n(approval = decision)",
-                "AWS::SageMaker::ModelPackageGroup",
-            )
-            approval = n(
-                Eventbridge,
-                "package approved / rejected",
-                "AWS::Events::Rule",
-                "model-package-approved",
-            )
-            deploy = n(
-                Lambda,
-                "deploy function\n(rollout, production pointer)",
-                "AWS::Lambda::Function",
-                "deploy-model",
-            )
+            registry, approval, deploy = approval_path("rollout, production pointer")
             pointer = n(ParameterStore, "production pointer", "AWS::SSM::Parameter")
             with Cluster("Serving"):
                 api = n(
@@ -382,23 +379,7 @@ def serving_path(out_dir: Path) -> None:
                 "AWS::Lambda::Function",
                 "serving-api",
             )
-            registry = n(
-                SagemakerModel,
-                "Model Registry\n(approval = decision)",
-                "AWS::SageMaker::ModelPackageGroup",
-            )
-            approval = n(
-                Eventbridge,
-                "package approved / rejected",
-                "AWS::Events::Rule",
-                "model-package-approved",
-            )
-            deploy = n(
-                Lambda,
-                "deploy function\n(publishes a pinned version)",
-                "AWS::Lambda::Function",
-                "deploy-model",
-            )
+            registry, approval, deploy = approval_path("publishes a pinned version")
             rollout = n(
                 Codedeploy,
                 "CodeDeploy\ncanary, automatic rollback",
