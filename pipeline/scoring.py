@@ -323,15 +323,19 @@ def _seconds_between(start: str, end: str) -> float | None:
     return round((ended - begun).total_seconds(), 3)
 
 
-def _delete_model(name: str) -> bool:
-    """The run's SageMaker model, if the run got as far as creating it (the successful path
-    deletes it in the state machine). A model left behind costs nothing: never fail for it."""
+def _delete_model(name: str) -> str:
+    """Delete the run's SageMaker model: "deleted", "not found" (never created, or already deleted
+    after its job completed) or "left: <error code>". A model left behind costs nothing: never
+    fail the step for it."""
     try:
         boto3.client("sagemaker").delete_model(ModelName=name)
     except ClientError as error:
-        log.info("model %s not deleted: %s", name, error.response.get("Error", {}).get("Code"))
-        return False
-    return True
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ValidationException" and "Could not find model" in str(error):
+            return "not found"
+        log.warning("model %s not deleted: %s", name, code)
+        return f"left: {code}"
+    return "deleted"
 
 
 def record_scoring_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -347,7 +351,7 @@ def record_scoring_failure(event: dict[str, Any], context: Any) -> dict[str, Any
     summary = _summary(settings, scoring, status="Failed", priced=0)
     summary |= {"error": error.get("Error", "Error"), "reason": cause, "execution": execution}
     if scoring.get("job_name"):
-        summary["model_deleted"] = _delete_model(str(scoring["job_name"]))
+        summary["run_model"] = _delete_model(str(scoring["job_name"]))
     lake.write_json(
         s3, settings.data_bucket, f"{results_prefix(scoring['name'])}summary.json", summary
     )

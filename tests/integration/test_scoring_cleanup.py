@@ -56,7 +56,7 @@ def test_a_failed_runs_model_is_deleted_and_the_summary_says_so(lake: object) ->
         Bucket=BUCKET, Key=f"{results_prefix('spring-20261202T090000')}summary.json"
     )["Body"]
     summary = json.loads(body.read())
-    assert summary["status"] == "Failed" and summary["model_deleted"] is True
+    assert summary["status"] == "Failed" and summary["run_model"] == "deleted"
     assert "the model said no" in summary["reason"]
 
 
@@ -66,4 +66,4 @@ def test_a_run_that_failed_before_its_model_still_records_its_failure(lake: obje
         Bucket=BUCKET, Key=f"{results_prefix('spring-20261202T090000')}summary.json"
     )["Body"]
     summary = json.loads(body.read())
-    assert summary["status"] == "Failed" and summary["model_deleted"] is False
+    assert summary["status"] == "Failed" and summary["run_model"] == "not found"
