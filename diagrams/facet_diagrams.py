@@ -479,42 +479,54 @@ def local_emulation(out_dir: Path) -> None:
 
 
 def delivery(out_dir: Path) -> None:
-    """The delivery pipeline, multi-account variant: staging and prod in separate accounts."""
-    n = RECORDER.node
+    """The delivery pipeline as built: FacetDelivery and the stages side by side in one account."""
+    n, e = RECORDER.node, RECORDER.edge
     role, repository = "delivery:AWS::IAM::Role", "delivery:AWS::ECR::Repository"
-    stacks = "delivery:AWS::CloudFormation::Stack"
     with diagram(
         "delivery",
-        "From a commit to production: GitHub Actions, OIDC, one image, two accounts",
+        "From a commit to production: GitHub Actions, OIDC, one image, stages side by side",
         out_dir,
+        splines="spline",
     ):
         repo = n(Github, "GitHub repository", "external:github")
-        actions = n(GithubActions, "GitHub Actions", "external:actions")
-        with Cluster("staging account (FacetDelivery + stage staging)"):
-            staging_role = n(IAMRole, "facet-github-deploy-staging\n(environment staging)", role)
-            build_role = n(IAMRole, "facet-github-build\n(main branch)", role)
-            images = n(ECR, "facet-pipeline, facet-serving\n(immutable tags)", repository)
-            staging_cfn = n(Cloudformation, "facet-staging-* stacks", stacks)
-            staging_registry = n(
-                SagemakerModel, "model registry (staging)", "AWS::SageMaker::ModelPackageGroup"
-            )
-        with Cluster("prod account (FacetDelivery + stage prod)"):
-            prod_role = n(IAMRole, "facet-github-deploy-prod\n(environment prod, reviewers)", role)
-            prod_cfn = n(Cloudformation, "facet-prod-* stacks", stacks)
-            prod_api = n(APIGateway, "price API (prod)", "AWS::ApiGateway::RestApi")
-        repo >> actions
-        actions >> Edge(label="OIDC") >> build_role >> Edge(label="push once") >> images
-        deploy_staging = Edge(label="cdk deploy (digests)")
-        actions >> Edge(label="OIDC") >> staging_role >> deploy_staging >> staging_cfn
-        deploy_prod = Edge(label="cdk deploy (same digests)")
-        actions >> Edge(label="OIDC, after approval") >> prod_role >> deploy_prod >> prod_cfn
-        pull = Edge(label="pull (cross-account\nrepository policy)", style="dashed")
-        prod_cfn >> pull >> images
-        prod_cfn >> prod_api
-        shared = Edge(
-            label="approved package (cross-account\nregistry and artifacts access)", style="dashed"
+        actions = n(
+            GithubActions, "GitHub Actions\n(environments staging, prod)", "external:actions"
         )
-        prod_api >> shared >> staging_registry
+        with Cluster("AWS account · Region"):
+            with Cluster("FacetDelivery (an administrator deploys it once)"):
+                oidc = n(
+                    IAMRole,
+                    "GitHub OIDC provider",
+                    "delivery:Custom::AWSCDKOpenIdConnectProvider",
+                )
+                build_role = n(IAMRole, "facet-github-build\n(main branch)", role, "BuildRole")
+                deploy_role = n(
+                    IAMRole,
+                    "facet-github-deploy-<stage>\n(that environment only)",
+                    role,
+                    "DeployDevRole",
+                )
+                images = n(ECR, "facet-pipeline, facet-serving\n(immutable tags)", repository)
+            bootstrap = n(IAMRole, "CDK bootstrap roles\ncdk-hnb659fds-*", "external:cdk-bootstrap")
+            with Cluster("stage stacks facet-<stage>-*"):
+                stacks = n(Cloudformation, "five stacks per stage", "external:stage-stacks")
+                lake = n(
+                    S3,
+                    "data lake: reference data,\nfrozen holdout (seeded once)",
+                    "AWS::S3::Bucket",
+                    "data-lake",
+                )
+                api = n(APIGateway, "price API (smoke test)", "AWS::ApiGateway::RestApi")
+        repo >> actions
+        actions >> Edge(label="OIDC token") >> oidc
+        e(oidc, build_role, "trusted by")
+        e(oidc, deploy_role, "trusted by")
+        e(build_role, images, "push once")
+        deploy_role >> Edge(label="assumes") >> bootstrap
+        bootstrap >> Edge(label="cdk deploy (image digests)") >> stacks
+        e(deploy_role, lake, "seeds")
+        deploy_role >> Edge(label="reads its keys, calls it", style="dashed") >> api
+        stacks >> Edge(label="pull by digest", style="dashed") >> images
 
 
 DIAGRAMS: dict[str, Callable[[Path], None]] = {

@@ -67,19 +67,7 @@ def test_diagrams_show_only_declared_services(
         for stack in synthesized.stacks
         for resource in synthesized.raw(stack)["Resources"].values()
     }
-    from aws_cdk import App
-
-    from infra.delivery import DeliveryStack
-
-    delivery_app = App()
-    delivery_stack = DeliveryStack(delivery_app, "FacetDelivery", repository="example-org/facet")
-    delivery_types = {
-        resource["Type"]
-        for resource in delivery_app.synth()
-        .get_stack_artifact(delivery_stack.artifact_id)
-        .template["Resources"]
-        .values()
-    } | {"AWS::CloudFormation::Stack"}  # what CloudFormation makes of each stage's stacks
+    delivery_types = {resource["Type"] for resource in delivery_template()["Resources"].values()}
     for diagram, shown in module.RECORDER.shown.items():
         for component in shown:
             if component.startswith("local:"):
@@ -127,11 +115,13 @@ class Templates:
     """The synthesized resources of every stack, with what each refers to (Ref, GetAtt, and
     ImportValue resolved to the exporting resource) and the strings it holds."""
 
-    def __init__(self, synthesized: Synthesized) -> None:
+    def __init__(
+        self, synthesized: Synthesized, extra: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.resources: dict[str, dict[str, Any]] = {}
         exports: dict[str, str] = {}
-        for stack in synthesized.stacks:
-            template = synthesized.raw(stack)
+        templates = {stack: synthesized.raw(stack) for stack in synthesized.stacks}
+        for stack, template in (templates | (extra or {})).items():
             for logical_id, resource in template["Resources"].items():
                 self.resources[f"{stack}/{logical_id}"] = resource
             for output in template.get("Outputs", {}).values():
@@ -189,7 +179,7 @@ class Templates:
         return [n for n in names if len(n) > 6 and not n.startswith("AWS/")]
 
     def matching(self, shown: Any) -> list[str]:
-        kind = shown.represents.removeprefix("asl:")
+        kind = shown.represents.removeprefix("asl:").removeprefix("delivery:")
         alternatives = shown.match.split("|") if shown.match else [""]
         found = []
         for key, resource in self.resources.items():
@@ -250,10 +240,22 @@ class Templates:
         return False
 
 
+def delivery_template() -> dict[str, Any]:
+    from aws_cdk import App
+
+    from infra.delivery import DeliveryStack
+
+    app = App()
+    stack = DeliveryStack(app, "FacetDelivery", repository="example-org/facet")
+    template: dict[str, Any] = app.synth().get_stack_artifact(stack.artifact_id).template
+    return template
+
+
 @pytest.fixture(scope="module")
 def templates(synthesized_with_endpoint: Synthesized) -> Templates:
-    # the app as synthesized with the endpoint alternative on, which the serving picture shows
-    return Templates(synthesized_with_endpoint)
+    # the app as synthesized with the endpoint alternative on, which the serving picture shows,
+    # and FacetDelivery, which the delivery picture shows beside the (dev) stage's stacks
+    return Templates(synthesized_with_endpoint, {"FacetDelivery": delivery_template()})
 
 
 def template_edges(module: ModuleType, diagram: str) -> list[tuple[Any, Any, str]]:
@@ -267,7 +269,12 @@ def template_edges(module: ModuleType, diagram: str) -> list[tuple[Any, Any, str
 
 @pytest.mark.parametrize(
     ("diagram", "at_least"),
-    [("system_overview", 20), ("training_pipeline", 8), ("serving_path", 15)],
+    [
+        ("system_overview", 20),
+        ("training_pipeline", 8),
+        ("serving_path", 15),
+        ("delivery", 4),
+    ],
 )
 def test_every_edge_of_an_aws_diagram_is_a_real_integration(
     rendered: tuple[ModuleType, dict[str, Path]],
@@ -402,6 +409,12 @@ def test_the_check_rejects_edges_the_app_does_not_make(
     assert not templates.connected(registry, rollout)
     assert templates.connected(module.Shown("AWS::Lambda::Function", "deploy-model"), rollout)
     assert not templates.connected(registry, pointer)
+    # and the earlier delivery picture's cross-account reads of the registry, which are not built
+    api = module.Shown("AWS::ApiGateway::RestApi")
+    assert not templates.connected(api, registry)
+    deploy_role = module.Shown("delivery:AWS::IAM::Role", "DeployDevRole")
+    assert not templates.connected(deploy_role, registry)
+    assert templates.connected(deploy_role, module.Shown("AWS::S3::Bucket", "data-lake"))
     assert not templates.connected(machine, topic)
     assert not templates.connected(serving, module.Shown("AWS::SageMaker::ModelPackageGroup", "x"))
     assert templates.connected(serving, training_job)
