@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.definition import raw_definition, state_names
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import NAME_PROPERTIES, Synthesized, literal_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,20 +84,9 @@ def test_diagrams_show_only_declared_services(
                 assert component in with_endpoint, (diagram, component)
 
 
-# Properties that hold a resource's physical name (strings, or Fn::Join with pseudo parameters).
-NAME_PROPERTIES = (
-    "BucketName",
-    "FunctionName",
-    "StateMachineName",
-    "ModelPackageGroupName",
-    "Name",
-    "RoleName",
-    "TopicName",
-    "AlarmName",
-    "DeploymentGroupName",
-    # an alarm on a custom metric is tied to the roles allowed to put metrics in its namespace
-    "Namespace",
-)
+# What ties two resources by name: their physical names, and an alarm's custom metric namespace
+# (tied to the roles allowed to put metrics in it).
+LINKING_PROPERTIES = (*NAME_PROPERTIES, "Namespace")
 # Resources that belong to the one they refer to (an API's methods, a function's alias and its
 # role's policies): an integration of theirs is their owner's.
 CHILD_TYPES = {
@@ -157,8 +146,9 @@ class Templates:
             for name in self._referred(value):
                 if name:
                     found.add(f"{stack}/{name}")
-            if "Fn::Join" in value:
-                texts.append("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
+            joined = literal_text(value)
+            if joined is not None:
+                texts.append(joined)
             for item in value.values():
                 self._walk(item, stack, exports, found, texts)
         elif isinstance(value, list):
@@ -169,14 +159,8 @@ class Templates:
 
     def physical_names(self, key: str) -> list[str]:
         properties = self.resources[key].get("Properties", {})
-        names = []
-        for name in NAME_PROPERTIES:
-            value = properties.get(name)
-            if isinstance(value, str):
-                names.append(value)
-            elif isinstance(value, dict) and "Fn::Join" in value:
-                names.append("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
-        return [n for n in names if len(n) > 6 and not n.startswith("AWS/")]
+        names = [literal_text(properties.get(name)) for name in LINKING_PROPERTIES]
+        return [n for n in names if n and len(n) > 6 and not n.startswith("AWS/")]
 
     def matching(self, shown: Any) -> list[str]:
         kind = shown.represents.removeprefix("asl:").removeprefix("delivery:")

@@ -9,6 +9,35 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Properties whose values are resources' physical names in the synthesized templates.
+NAME_PROPERTIES = (
+    "BucketName",
+    "FunctionName",
+    "StateMachineName",
+    "ModelPackageGroupName",
+    "Name",
+    "RuleName",
+    "LogGroupName",
+    "DashboardName",
+    "EndpointName",
+    "QueueName",
+    "TopicName",
+    "UsagePlanName",
+    "RoleName",
+    "AlarmName",
+    "DeploymentGroupName",
+)
+
+
+def literal_text(value: Any) -> str | None:
+    """A string property, or an Fn::Join's literal parts joined (its Refs, e.g. the account and
+    region in a bucket name, left out); None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(p for p in value["Fn::Join"][1] if isinstance(p, str))
+    return None
+
 
 def cdk_context(**overrides: Any) -> dict[str, Any]:
     context = json.loads((REPO / "cdk.json").read_text())["context"]

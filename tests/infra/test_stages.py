@@ -13,24 +13,8 @@ import pytest
 from contracts.names import Env, StageNames
 from contracts.rollout import rollback_alarms, rollout_policy
 from infra.stages import PROFILES
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import NAME_PROPERTIES, Synthesized, literal_text, synthesize
 from tests.infra.test_stacks import expected_policies, resources, stateful_policies
-
-# Properties whose values are physical names in a stage's templates.
-NAME_PROPERTIES = (
-    "BucketName",
-    "FunctionName",
-    "StateMachineName",
-    "ModelPackageGroupName",
-    "Name",
-    "RuleName",
-    "LogGroupName",
-    "DashboardName",
-    "EndpointName",
-    "QueueName",
-    "TopicName",
-    "UsagePlanName",
-)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +36,9 @@ def physical_names(synthesized: Synthesized) -> set[str]:
                 continue  # a model's name is local to its API, an alias's to its function
             properties = resource.get("Properties", {})
             for key in NAME_PROPERTIES:
-                value = properties.get(key)
-                if isinstance(value, str):
-                    names.add(value)
-                elif isinstance(value, dict) and "Fn::Join" in value:  # bucket names
-                    names.add("".join(p for p in value["Fn::Join"][1] if isinstance(p, str)))
+                name = literal_text(properties.get(key))
+                if name is not None:
+                    names.add(name)
     return names
 
 
