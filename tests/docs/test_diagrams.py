@@ -58,7 +58,9 @@ def test_committed_pngs_exist_for_the_docs(rendered: tuple[ModuleType, dict[str,
 
 
 def test_diagrams_show_only_declared_services(
-    rendered: tuple[ModuleType, dict[str, Path]], synthesized_with_endpoint: Synthesized
+    rendered: tuple[ModuleType, dict[str, Path]],
+    synthesized_with_endpoint: Synthesized,
+    delivery_template: dict[str, Any],
 ) -> None:
     module, _ = rendered
     synthesized = synthesized_with_endpoint
@@ -67,7 +69,7 @@ def test_diagrams_show_only_declared_services(
         for stack in synthesized.stacks
         for resource in synthesized.raw(stack)["Resources"].values()
     }
-    delivery_types = {resource["Type"] for resource in delivery_template()["Resources"].values()}
+    delivery_types = {resource["Type"] for resource in delivery_template["Resources"].values()}
     for diagram, shown in module.RECORDER.shown.items():
         for component in shown:
             if component.startswith("local:"):
@@ -116,7 +118,7 @@ class Templates:
             for output in template.get("Outputs", {}).values():
                 name = output.get("Export", {}).get("Name")
                 if name:
-                    exports[name] = f"{stack}/{self._referred(output['Value'])[0]}"
+                    exports[name] = f"{stack}/{self._referred(output['Value']) or ''}"
         self.refers: dict[str, set[str]] = {}
         self.strings: dict[str, str] = {}
         for key, resource in self.resources.items():
@@ -130,12 +132,13 @@ class Templates:
             self.strings[key] = "\n".join(texts)
 
     @staticmethod
-    def _referred(value: Any) -> list[str]:
+    def _referred(value: Any) -> str | None:
+        """The logical id a Ref or Fn::GetAtt names."""
         if isinstance(value, dict) and "Ref" in value:
-            return [value["Ref"]]
+            return str(value["Ref"])
         if isinstance(value, dict) and "Fn::GetAtt" in value:
-            return [value["Fn::GetAtt"][0]]
-        return [""]
+            return str(value["Fn::GetAtt"][0])
+        return None
 
     def _walk(
         self, value: Any, stack: str, exports: dict[str, str], found: set[str], texts: list[str]
@@ -143,9 +146,9 @@ class Templates:
         if isinstance(value, dict):
             if "Fn::ImportValue" in value and value["Fn::ImportValue"] in exports:
                 found.add(exports[value["Fn::ImportValue"]])
-            for name in self._referred(value):
-                if name:
-                    found.add(f"{stack}/{name}")
+            referred = self._referred(value)
+            if referred:
+                found.add(f"{stack}/{referred}")
             joined = literal_text(value)
             if joined is not None:
                 texts.append(joined)
@@ -224,6 +227,7 @@ class Templates:
         return False
 
 
+@pytest.fixture(scope="module")
 def delivery_template() -> dict[str, Any]:
     from aws_cdk import App
 
@@ -236,10 +240,12 @@ def delivery_template() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def templates(synthesized_with_endpoint: Synthesized) -> Templates:
+def templates(
+    synthesized_with_endpoint: Synthesized, delivery_template: dict[str, Any]
+) -> Templates:
     # the app as synthesized with the endpoint alternative on, which the serving picture shows,
     # and FacetDelivery, which the delivery picture shows beside the (dev) stage's stacks
-    return Templates(synthesized_with_endpoint, {"FacetDelivery": delivery_template()})
+    return Templates(synthesized_with_endpoint, {"FacetDelivery": delivery_template})
 
 
 def template_edges(module: ModuleType, diagram: str) -> list[tuple[Any, Any, str]]:
