@@ -26,28 +26,31 @@ from xml.etree import ElementTree
 REPO = Path(__file__).resolve().parents[1]
 
 
-def summarise(junit: Path) -> dict[str, dict[str, float]]:
-    """{folder: {file: seconds}} from a JUnit XML report."""
-    folders: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        dotted = case.get("classname", "")  # tests.e2e.test_localstack
-        parts = dotted.split(".")
-        folder = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
-        folders[folder][parts[-1] if len(parts) > 2 else dotted] += float(case.get("time", 0))
-    return folders
-
-
-def file_seconds(junit: Path) -> dict[str, float]:
+def _file_times(junit: Path) -> dict[str, float]:
     """{tests/.../test_x.py: seconds} from a JUnit XML report (a class's tests count for its file)."""
     seconds: dict[str, float] = defaultdict(float)
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        parts = case.get("classname", "").split(".")
+        parts = case.get("classname", "").split(".")  # tests.e2e.test_localstack[.Class]
         for end in range(len(parts), 0, -1):
             path = "/".join(parts[:end]) + ".py"
             if (REPO / path).is_file():
                 seconds[path] += float(case.get("time", 0))
                 break
-    return {path: round(value, 1) for path, value in sorted(seconds.items())}
+    return seconds
+
+
+def summarise(junit: Path) -> dict[str, dict[str, float]]:
+    """{folder: {file: seconds}} from a JUnit XML report."""
+    folders: dict[str, dict[str, float]] = defaultdict(dict)
+    for path, seconds in _file_times(junit).items():
+        folder, _, name = path.removesuffix(".py").rpartition("/")
+        folders[folder][name] = seconds
+    return folders
+
+
+def file_seconds(junit: Path) -> dict[str, float]:
+    """Each file's time, rounded, as tests/file_seconds.json records it."""
+    return {path: round(value, 1) for path, value in sorted(_file_times(junit).items())}
 
 
 def main() -> int:

@@ -142,7 +142,7 @@ class DeliveryStack(Stack):
                 )
             )
             # `make deploy` seeds the lake once (scripts/deploy.py, pipeline/seeding.py): its
-            # two starting objects only, and the lake key only as S3 uses it for that bucket.
+            # three starting objects only, and the lake key only as S3 uses it for that bucket.
             lake = StageNames(stage).bucket(BucketRole.DATA_LAKE, Aws.ACCOUNT_ID, Aws.REGION)
             lake_arn = f"arn:{Aws.PARTITION}:s3:::{lake}"
             role.add_to_policy(

@@ -46,10 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not measured:
         return
     typical = sorted(measured.values())[len(measured) // 2]
-    position = {item: index for index, item in enumerate(items)}
-    items.sort(
-        key=lambda item: (-measured.get(item.nodeid.split("::")[0], typical), position[item])
-    )
+    # a stable sort: each file's tests keep their order, files of equal time theirs
+    items.sort(key=lambda item: -measured.get(item.nodeid.split("::")[0], typical))
 
 
 @pytest.fixture(scope="session")
