@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 import urllib.request
@@ -443,6 +444,8 @@ class EmbeddedEmulator:
     def __init__(self, port: int | None = None, work_dir: Path | None = None) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        # A directory it made itself (job workspaces, Lambda code and logs) is its to remove.
+        self._owns_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="facet-emulator-"))
         self._server: Any = None
         self.seams: Seams | None = None
@@ -479,6 +482,17 @@ class EmbeddedEmulator:
         return self
 
     def stop(self) -> None:
+        self.halt()
+        self.discard_work_dir()
+
+    def discard_work_dir(self) -> None:
+        """Remove the work directory if this emulator created it (a caller's is left alone)."""
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop serving and wait for running jobs, keeping the work directory (a tracking server
+        started beside the emulator keeps its database there until it stops too)."""
         if self.seams is not None:
             self.seams.runner.wait(timeout=120)
             self.seams.transforms.wait(timeout=120)

@@ -513,9 +513,11 @@ def open_session(
         if embedded is not None:
             if record:
                 forget_endpoint()
-            embedded.stop()
+            embedded.halt()
         if server is not None:
             server.stop()
+        if embedded is not None:
+            embedded.discard_work_dir()
         for name in [k for k in os.environ if k.startswith(SESSION_VARIABLES)]:
             if name not in saved:
                 os.environ.pop(name)

@@ -329,6 +329,41 @@ def test_eventbridge_seam_delivers_to_lambda_targets(
     assert delivered["source"] == "facet.probe" and delivered["detail-type"] == "probe"
 
 
+def run_a_nested_job(emulator: EmbeddedEmulator, entry: str) -> dict[str, Any]:
+    """One training job with an Environment on `emulator`, run to its end."""
+    assert emulator.seams is not None
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.create_bucket(Bucket="nested-bucket")
+    s3.put_object(Bucket="nested-bucket", Key="code.tar.gz", Body=source_tarball(entry))
+    s3.put_object(Bucket="nested-bucket", Key="data/rows.csv", Body=b"a\n1\n")
+    sagemaker.create_training_job(
+        TrainingJobName="nested-job",
+        AlgorithmSpecification={"TrainingImage": "local", "TrainingInputMode": "File"},
+        HyperParameters={
+            "sagemaker_program": "entry.py",
+            "sagemaker_submit_directory": "s3://nested-bucket/code.tar.gz",
+        },
+        Environment={"GREETING": "from the request"},
+        RoleArn="arn:aws:iam::123456789012:role/x",
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": "s3://nested-bucket/data/",
+                    }
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://nested-bucket/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    emulator.seams.runner.wait(60)
+    return dict(sagemaker.describe_training_job(TrainingJobName="nested-job"))
+
+
 def test_a_second_emulator_runs_each_job_once_with_the_requests_environment(
     aws_emulator: EmbeddedEmulator, tmp_path: Any
 ) -> None:
@@ -345,37 +380,9 @@ def test_a_second_emulator_runs_each_job_once_with_the_requests_environment(
     )
     with EmbeddedEmulator(work_dir=tmp_path) as inner:
         assert inner.seams is not None
-        s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
-        s3.create_bucket(Bucket="nested-bucket")
-        s3.put_object(Bucket="nested-bucket", Key="code.tar.gz", Body=source_tarball(entry))
-        s3.put_object(Bucket="nested-bucket", Key="data/rows.csv", Body=b"a\n1\n")
         # WHEN a training job is created with an Environment
-        sagemaker.create_training_job(
-            TrainingJobName="nested-job",
-            AlgorithmSpecification={"TrainingImage": "local", "TrainingInputMode": "File"},
-            HyperParameters={
-                "sagemaker_program": "entry.py",
-                "sagemaker_submit_directory": "s3://nested-bucket/code.tar.gz",
-            },
-            Environment={"GREETING": "from the request"},
-            RoleArn="arn:aws:iam::123456789012:role/x",
-            InputDataConfig=[
-                {
-                    "ChannelName": "train",
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": "s3://nested-bucket/data/",
-                        }
-                    },
-                }
-            ],
-            OutputDataConfig={"S3OutputPath": "s3://nested-bucket/out"},
-            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-            StoppingCondition={"MaxRuntimeInSeconds": 60},
-        )
-        inner.seams.runner.wait(60)
-        job = sagemaker.describe_training_job(TrainingJobName="nested-job")
+        job = run_a_nested_job(inner, entry)
+        s3 = boto3.client("s3")
         # THEN it ran once, in the emulator it was sent to, with the request's Environment
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         assert len(inner.seams.runner.threads) == 1
@@ -384,5 +391,20 @@ def test_a_second_emulator_runs_each_job_once_with_the_requests_environment(
         with tarfile.open(fileobj=io.BytesIO(body["Body"].read()), mode="r:gz") as archive:
             member = archive.extractfile("env.txt")
             assert member is not None and member.read() == b"from the request"
-    # AND the session emulator's seam is back
+    # AND the session emulator's seam is back, and the work directory it was given is kept
     assert SageMakerModelBackend.create_training_job is outer_seam
+    assert any(tmp_path.glob("nested-job-*/opt/ml/model/env.txt"))
+
+
+def test_an_emulator_removes_the_work_directory_it_made_when_it_stops(
+    aws_emulator: EmbeddedEmulator,
+) -> None:
+    # GIVEN an emulator that made its own work directory, where a training job has run
+    entry = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'x').write_text('1')\n"
+    with EmbeddedEmulator() as inner:
+        work_dir = inner.work_dir
+        job = run_a_nested_job(inner, entry)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        assert any(work_dir.glob("nested-job-*/opt/ml/model/x"))
+    # WHEN it stops, THEN nothing of it is left on disk
+    assert not work_dir.exists()
