@@ -8,6 +8,7 @@ fails mid-run, the job logs why, stops tracking and trains on (the package then 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -130,6 +131,9 @@ class Tracking:
     def run(self, params: Mapping[str, str], dataset: DatasetInfo) -> Iterator[Tracking]:
         yield self
 
+    def close(self) -> None:
+        """For a job that fails before its run starts: whatever tracking started, stopped."""
+
 
 @dataclass(frozen=True)
 class CandidateRecord:
@@ -178,6 +182,11 @@ class MlflowTracking(Tracking):
                 log.warning("experiment tracking did not finish in %d s", WRITER_DRAIN_SECONDS)
                 self._writer.terminate()
             self._scratch.cleanup()
+
+    def close(self) -> None:
+        self._writer.terminate()
+        self._writer.join(WRITER_DRAIN_SECONDS)
+        self._scratch.cleanup()
 
     def model_metadata(self, family: str) -> dict[str, str]:
         if not self._started:
@@ -327,6 +336,9 @@ def _write_runs(config: TrackingConfig, tasks: Any, answers: Any) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout
     )
+    # Imported now, while the job reads its channels; a failed import is reported at the start.
+    with contextlib.suppress(ImportError):
+        import mlflow  # noqa: F401
     writer: _RunWriter | None = None
     failed = False
     while (task := tasks.get()) is not None:

@@ -146,3 +146,24 @@ def test_a_tracking_server_that_does_not_answer_costs_the_run_not_the_model(
     assert metadata["model_name"] == "linear_diamonds_draft"
     assert "mlflow_run_id" not in metadata
     assert (tmp_path / "output" / "data" / "leaderboard.json").exists()
+
+
+def test_a_missing_channel_with_tracking_on_fails_clearly_and_leaves_nothing_behind(
+    tmp_path: Path, classic: ClassicSplit
+) -> None:
+    # GIVEN a job whose tracking writer starts before its channels are read, and no train channel
+    env = container_layout(tmp_path / "ml", classic, {"models": "linear"}, train_rows=200)
+    env["SM_CHANNEL_TRAIN"] = str(tmp_path / "nowhere")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        env |= {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{probe.getsockname()[1]}"}
+    env |= {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "TMPDIR": str(scratch)}
+    # WHEN it runs
+    completed = run_entry(env)
+    # THEN it fails with the channel's reason, and the writer's scratch space is gone with it
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    failure = (tmp_path / "ml" / "output" / "failure").read_text()
+    assert "channel 'train' not found" in failure
+    assert list(scratch.iterdir()) == []
