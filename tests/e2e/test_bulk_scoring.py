@@ -72,7 +72,9 @@ def _catalogue(path: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """A stage with a model in production: one batch through the training pipeline."""
-    options = {"stage": STAGE, "models": "lightgbm"}
+    # Scoring runs the same code for any model; exact explanations cost time per tree, and this
+    # file's time was mostly the default model's ~400 trees explaining 50,000 stones twice.
+    options = {"stage": STAGE, "models": "lightgbm", "hyperparameters": {"lgb_max_rounds": "100"}}
     with open_session(fresh=True, provision_options=options) as session:
         batch = make_batches(1, rows=3000)[0]
         path = batch.write(tmp_path_factory.mktemp("batches"))
