@@ -245,6 +245,11 @@ class _RunWriter:
         import mlflow
 
         assert config.tracking_uri, "a writer is only started with a tracking URI"
+        if not config.tracking_uri.startswith("arn:"):
+            # sagemaker-mlflow's header provider (it signs requests to a SageMaker server's ARN)
+            # fails on every request to a URL, and MLflow logs each failure as a warning; the
+            # requests go on without its headers, as they should.
+            logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
         self.config, self.mlflow = config, mlflow
         mlflow.set_tracking_uri(config.tracking_uri)
         self.client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)

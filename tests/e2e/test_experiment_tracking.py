@@ -108,6 +108,17 @@ def test_the_model_and_figures_land_in_the_artifacts_bucket_under_their_names(
     assert any(Path(k).name == "leaderboard.json" for k in keys)
 
 
+def test_the_training_jobs_log_has_no_warnings(tracked_run: tuple[Session, str]) -> None:
+    # sagemaker-mlflow's header provider fails on a tracking URL (it expects an ARN) and MLflow
+    # warned about it on every request: noise that would hide a real warning in the job's log.
+    session, _ = tracked_run
+    assert session.embedded is not None
+    (job,) = client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    log = (session.embedded.work_dir / f"{job['TrainingJobName']}.log").read_text()
+    assert "tracking in experiment" in log  # the writer's own lines are there
+    assert [line for line in log.splitlines() if "WARNING" in line] == []
+
+
 def test_the_package_and_the_run_point_at_each_other(tracked_run: tuple[Session, str]) -> None:
     session, _ = tracked_run
     (package,) = registry.list_packages(client("sagemaker"), session.deployment.model_package_group)
