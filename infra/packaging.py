@@ -69,6 +69,11 @@ def serving_requirements() -> list[str]:
     return [n for n in names if canonical(n) not in LAMBDA_PROVIDED]
 
 
+def serving_distributions() -> list[str]:
+    """What the serving function has in AWS: its package's dependencies and the runtime's own."""
+    return [*serving_requirements(), *sorted(LAMBDA_PROVIDED)]
+
+
 def training_requirements() -> str:
     """requirements.txt of the training job: the training set and the core set, pinned."""
     names = dict.fromkeys([*extra_names(""), *extra_names("training")])
@@ -93,10 +98,41 @@ def _source_files(packages: Iterable[str]) -> list[Path]:
     return files
 
 
-def lambda_zip(packages: Iterable[str]) -> bytes:
-    """A deployment zip with the packages at its root, as Lambda's /var/task expects."""
+PIPELINE_DOCKERFILE: Final = REPO / "infra" / "images" / "pipeline" / "Dockerfile"
+# The emulator runs a function from a zip of its code, with this virtualenv's packages; this file
+# in the zip lists the distributions the function has in AWS (its image's or its package's), and
+# the emulator's Lambda runtime lets the function import only those.
+LOCAL_DISTRIBUTIONS_FILE: Final = "facet-local-distributions.txt"
+_PIP_OPTIONS_WITH_VALUE: Final = frozenset(
+    {"-c", "--constraint", "-r", "--requirement", "-i", "--index-url", "--extra-index-url"}
+)
+
+
+def image_distributions(dockerfile: Path = PIPELINE_DOCKERFILE) -> list[str]:
+    """What a Lambda image's Dockerfile installs with pip, and what its base image provides."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    names: list[str] = []
+    for command in re.findall(r"pip install ([^&\n]*)", text):
+        words = iter(command.split())
+        for word in words:
+            if word in _PIP_OPTIONS_WITH_VALUE:
+                next(words, None)
+            elif not word.startswith("-"):
+                names.append(word)
+    if "public.ecr.aws/lambda/python" in text:
+        names += sorted(LAMBDA_PROVIDED)
+    return names
+
+
+def lambda_zip(packages: Iterable[str], distributions: Iterable[str] | None = None) -> bytes:
+    """A deployment zip with the packages at its root, as Lambda's /var/task expects; with
+    `distributions`, the LOCAL_DISTRIBUTIONS_FILE naming them (for the emulator)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        if distributions is not None:
+            info = zipfile.ZipInfo(LOCAL_DISTRIBUTIONS_FILE, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, "\n".join(distributions) + "\n", zipfile.ZIP_DEFLATED)
         for path in _source_files(packages):
             info = zipfile.ZipInfo(
                 path.relative_to(REPO).as_posix(), date_time=(2020, 1, 1, 0, 0, 0)

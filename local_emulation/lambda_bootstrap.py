@@ -10,19 +10,44 @@ exactly as in a warm Lambda environment; an import that fails is retried on the 
 as Lambda re-initializes after an init error.
 
 Standalone on purpose (stdlib only, no project imports): the function's own code, extracted from
-its deployment zip into <task_root>, is first on sys.path, exactly as in /var/task.
+its deployment zip into <task_root>, is first on sys.path, exactly as in /var/task. If the
+emulator wrote <task_root>/.blocked-imports (the top-level modules installed here that the
+function's image or package does not have), importing one fails as it would in AWS.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+BLOCKED_IMPORTS_FILE = ".blocked-imports"
+
+
+class NotInTheImage(importlib.abc.MetaPathFinder):
+    """Refuses the top-level modules the function would not find in AWS."""
+
+    def __init__(self, blocked: frozenset[str]) -> None:
+        self.blocked = blocked
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if path is None and fullname in self.blocked:
+            raise ModuleNotFoundError(
+                f"No module named '{fullname}' (installed on this machine, but not in the "
+                "function's image or package)",
+                name=fullname,
+            )
+        return None
 
 
 class LambdaContext:
@@ -46,6 +71,9 @@ def main() -> int:
     task_root, handler_path, result_fd = sys.argv[1:4]
     sys.path.insert(0, task_root)
     os.chdir(task_root)
+    blocked = Path(task_root) / BLOCKED_IMPORTS_FILE
+    if blocked.is_file():
+        sys.meta_path.insert(0, NotInTheImage(frozenset(blocked.read_text().split())))
     results = os.fdopen(int(result_fd), "w", encoding="utf-8")
     handler: Callable[[Any, LambdaContext], Any] | None = None
     for line in sys.stdin:

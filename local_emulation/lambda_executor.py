@@ -8,7 +8,11 @@ Lambda. Concurrent invocations open more environments, up to the function's rese
 (beyond it: TooManyRequestsException, as Lambda throttles). A new code hash or configuration
 retires the old environments; a crash or a timeout discards the environment; an environment idle
 past `idle_seconds` is stopped. The deployment zip is extracted once per code hash; third-party
-packages come from this virtualenv, standing in for the function's layer.
+packages come from this virtualenv, standing in for the function's image or package. A zip that
+names the distributions the function has in AWS (infra.packaging.LOCAL_DISTRIBUTIONS_FILE) may
+import only those, their dependencies and its own code: a handler importing something its image
+lacks fails here as in AWS, and an optional import (lightgbm's of scikit-learn) is skipped as
+there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import select
 import subprocess
 import sys
@@ -26,9 +31,14 @@ import time
 import uuid
 import zipfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Final
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 log = logging.getLogger("facet.emulation.lambda")
 BOOTSTRAP: Final = Path(__file__).with_name("lambda_bootstrap.py")
@@ -43,6 +53,50 @@ DEFAULT_IDLE_SECONDS: Final = 120.0
 # environment is stopped first (a cold start for that function next time). Enough for the
 # pipeline's eight functions and the API: fewer, and a run cycling through them thrashes.
 DEFAULT_MAX_ENVIRONMENTS: Final = 10
+
+
+# infra.packaging.LOCAL_DISTRIBUTIONS_FILE, named here: infra is not the emulator's dependency.
+DISTRIBUTIONS_FILE: Final = "facet-local-distributions.txt"
+BLOCKED_IMPORTS_FILE: Final = ".blocked-imports"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _with_dependencies(names: Iterable[str]) -> set[str]:
+    """The distributions and everything they require (no extras), as installed here."""
+    found: set[str] = set()
+    pending = [_canonical(name) for name in names]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue
+        found.add(name)
+        for text in requires:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(_canonical(requirement.name))
+    return found
+
+
+@cache
+def blocked_imports(distributions: tuple[str, ...]) -> frozenset[str]:
+    """Top-level modules installed here that none of `distributions` (with dependencies)
+    provides. Computed once per list: reading every installed distribution takes ~0.4 s."""
+    allowed = _with_dependencies(distributions)
+    return frozenset(
+        module
+        for module, providers in metadata.packages_distributions().items()
+        if not any(_canonical(provider) in allowed for provider in providers)
+    )
 
 
 @dataclass(frozen=True)
@@ -117,6 +171,11 @@ class LambdaExecutor:
                 root.mkdir(parents=True, exist_ok=True)
                 with zipfile.ZipFile(io.BytesIO(code)) as archive:
                     archive.extractall(root)
+                listing = root / DISTRIBUTIONS_FILE
+                if listing.is_file():
+                    own = {path.name.removesuffix(".py") for path in root.iterdir()}
+                    blocked = blocked_imports(tuple(listing.read_text().split())) - own
+                    (root / BLOCKED_IMPORTS_FILE).write_text("\n".join(sorted(blocked)))
                 (root / ".extracted").touch()
         return root
 

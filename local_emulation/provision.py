@@ -43,7 +43,12 @@ from contracts.names import (
 from contracts.pointer import ProductionPointer
 from contracts.rollout import SERVING_ALIAS, rollback_alarms, rollout_policy
 from contracts.settings import Settings
-from infra.packaging import lambda_zip, training_source_tarball
+from infra.packaging import (
+    image_distributions,
+    lambda_zip,
+    serving_distributions,
+    training_source_tarball,
+)
 from local_emulation import rest_api
 from local_emulation.emulator import CLIENT_CONFIG
 from pipeline.definition import scoring_definition, substitute
@@ -503,7 +508,7 @@ def provision(
     if shadow is not None:
         environment[Env.SHADOW_SAMPLE.value] = f"{shadow[0]:g}"
         environment[Env.SHADOW_MINUTES.value] = str(shadow[1])
-    code = lambda_zip(PIPELINE_CODE_PACKAGES)
+    code = lambda_zip(PIPELINE_CODE_PACKAGES, distributions=image_distributions())
     substitutions = _step_functions(
         lam,
         stage_names,
@@ -518,7 +523,7 @@ def provision(
         name=stage_names.serving_function,
         handler=SERVING_HANDLER,
         role=roles["lambda"],
-        code=lambda_zip(SERVING_CODE_PACKAGES),
+        code=lambda_zip(SERVING_CODE_PACKAGES, distributions=serving_distributions()),
         environment=serving_environment(names),
         timeout=29,
         memory=1024,

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
+from infra.packaging import LOCAL_DISTRIBUTIONS_FILE, image_distributions
+from local_emulation.lambda_executor import (
+    DISTRIBUTIONS_FILE,
+    ConcurrencyLimitError,
+    Invocation,
+    LambdaExecutor,
+)
 
 HANDLER = """
 import os, time
@@ -171,3 +177,63 @@ def test_beyond_the_cap_the_least_recently_used_idle_environment_stops(tmp_path:
         assert (again["pid"], again["cold"]) == (first["pid"], False)
     finally:
         executor.close()
+
+
+IMPORTER = """
+import importlib, sys
+
+
+def handler(event, context):
+    try:
+        importlib.import_module(event["module"])
+    except ModuleNotFoundError as error:
+        return {"imported": False, "error": str(error)}
+    return {"imported": True, "sklearn_loaded": "sklearn" in sys.modules}
+"""
+
+
+def importer(distributions: list[str] | None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("app.py", date_time=(2026, 1, 1, 0, 0, 0)), IMPORTER)
+        if distributions is not None:
+            listing = zipfile.ZipInfo(DISTRIBUTIONS_FILE, date_time=(2026, 1, 1, 0, 0, 0))
+            archive.writestr(listing, "\n".join(distributions))
+    return buffer.getvalue()
+
+
+def test_a_function_imports_only_what_its_image_has(executor: LambdaExecutor) -> None:
+    # GIVEN a function whose image installs lightgbm only, on a machine that also has scikit-learn
+    image = invocation("image", code=importer(["lightgbm"]))
+    # WHEN it imports lightgbm, one of its dependencies, and scikit-learn
+    lightgbm = call(executor, image, module="lightgbm")
+    numpy = call(executor, image, module="numpy")
+    sklearn = call(executor, image, module="sklearn")
+    # THEN lightgbm loads without its optional scikit-learn, as in the image; numpy comes with it;
+    # scikit-learn is not there, and the error says why
+    assert lightgbm["imported"] is True and lightgbm["sklearn_loaded"] is False
+    assert numpy["imported"] is True
+    assert sklearn["imported"] is False
+    assert "not in the function's image or package" in str(sklearn["error"])
+    # AND a zip that names no distributions sees everything installed (the test's control)
+    everything = call(executor, invocation("plain", code=importer(None)), module="sklearn")
+    assert everything["imported"] is True
+
+
+def test_the_pipeline_images_distributions_are_read_from_its_dockerfile(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM public.ecr.aws/lambda/python:3.12\n"
+        "RUN pip install --no-cache-dir -c /tmp/constraints.txt numpy pandas \\\n"
+        "      lightgbm && dnf install -y libgomp\n"
+        "RUN pip install -r /tmp/requirements.txt --no-deps mlflow-skinny\n"
+    )
+    assert image_distributions(dockerfile) == [
+        "numpy",
+        "pandas",
+        "lightgbm",
+        "mlflow-skinny",
+        "boto3",  # the Lambda base image's own
+    ]
+    assert "lightgbm" in image_distributions() and "scikit-learn" not in image_distributions()
+    assert LOCAL_DISTRIBUTIONS_FILE == DISTRIBUTIONS_FILE  # the emulator reads what infra writes
