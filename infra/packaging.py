@@ -36,6 +36,34 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def installed_closure(names: Iterable[str]) -> set[str]:
+    """The distributions and everything they require (extras not taken), as installed here;
+    canonical names."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found: set[str] = set()
+    pending = [canonical(name) for name in names]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue
+        found.add(name)
+        for text in requires:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(canonical(requirement.name))
+    return found
+
+
 def locked_versions() -> dict[str, str]:
     """{canonical name: exact version} from constraints.txt."""
     versions = {}

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import re
 import select
 import subprocess
 import sys
@@ -31,14 +30,13 @@ import time
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Final
 
-from packaging.requirements import InvalidRequirement, Requirement
+from infra.packaging import LOCAL_DISTRIBUTIONS_FILE, canonical, installed_closure
 
 log = logging.getLogger("facet.emulation.lambda")
 BOOTSTRAP: Final = Path(__file__).with_name("lambda_bootstrap.py")
@@ -55,47 +53,18 @@ DEFAULT_IDLE_SECONDS: Final = 120.0
 DEFAULT_MAX_ENVIRONMENTS: Final = 10
 
 
-# infra.packaging.LOCAL_DISTRIBUTIONS_FILE, named here: infra is not the emulator's dependency.
-DISTRIBUTIONS_FILE: Final = "facet-local-distributions.txt"
 BLOCKED_IMPORTS_FILE: Final = ".blocked-imports"
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _with_dependencies(names: Iterable[str]) -> set[str]:
-    """The distributions and everything they require (no extras), as installed here."""
-    found: set[str] = set()
-    pending = [_canonical(name) for name in names]
-    while pending:
-        name = pending.pop()
-        if name in found:
-            continue
-        try:
-            requires = metadata.distribution(name).requires or []
-        except metadata.PackageNotFoundError:
-            continue
-        found.add(name)
-        for text in requires:
-            try:
-                requirement = Requirement(text)
-            except InvalidRequirement:
-                continue
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                pending.append(_canonical(requirement.name))
-    return found
 
 
 @cache
 def blocked_imports(distributions: tuple[str, ...]) -> frozenset[str]:
     """Top-level modules installed here that none of `distributions` (with dependencies)
     provides. Computed once per list: reading every installed distribution takes ~0.4 s."""
-    allowed = _with_dependencies(distributions)
+    allowed = installed_closure(distributions)
     return frozenset(
         module
         for module, providers in metadata.packages_distributions().items()
-        if not any(_canonical(provider) in allowed for provider in providers)
+        if not any(canonical(provider) in allowed for provider in providers)
     )
 
 
@@ -171,7 +140,7 @@ class LambdaExecutor:
                 root.mkdir(parents=True, exist_ok=True)
                 with zipfile.ZipFile(io.BytesIO(code)) as archive:
                     archive.extractall(root)
-                listing = root / DISTRIBUTIONS_FILE
+                listing = root / LOCAL_DISTRIBUTIONS_FILE
                 if listing.is_file():
                     own = {path.name.removesuffix(".py") for path in root.iterdir()}
                     blocked = blocked_imports(tuple(listing.read_text().split())) - own

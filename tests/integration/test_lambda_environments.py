@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.packaging import LOCAL_DISTRIBUTIONS_FILE, image_distributions
-from local_emulation.lambda_executor import (
-    DISTRIBUTIONS_FILE,
-    ConcurrencyLimitError,
-    Invocation,
-    LambdaExecutor,
-)
+from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
 
 HANDLER = """
 import os, time
@@ -197,7 +192,7 @@ def importer(distributions: list[str] | None) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(zipfile.ZipInfo("app.py", date_time=(2026, 1, 1, 0, 0, 0)), IMPORTER)
         if distributions is not None:
-            listing = zipfile.ZipInfo(DISTRIBUTIONS_FILE, date_time=(2026, 1, 1, 0, 0, 0))
+            listing = zipfile.ZipInfo(LOCAL_DISTRIBUTIONS_FILE, date_time=(2026, 1, 1, 0, 0, 0))
             archive.writestr(listing, "\n".join(distributions))
     return buffer.getvalue()
 
@@ -236,4 +231,3 @@ def test_the_pipeline_images_distributions_are_read_from_its_dockerfile(tmp_path
         "boto3",  # the Lambda base image's own
     ]
     assert "lightgbm" in image_distributions() and "scikit-learn" not in image_distributions()
-    assert LOCAL_DISTRIBUTIONS_FILE == DISTRIBUTIONS_FILE  # the emulator reads what infra writes

@@ -6,39 +6,16 @@ import json
 import re
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
-from infra.packaging import canonical, serving_requirements
+from infra.packaging import installed_closure, serving_requirements
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKING = re.compile(r"^(mlflow|sagemaker-mlflow|mlflow-skinny|mlflow-tracing)$")
 
 
-def _closure(names: list[str]) -> set[str]:
-    """Every distribution the names need, as installed here (extras not taken)."""
-    seen: set[str] = set()
-    pending = [canonical(n) for n in names]
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        for requirement in requires:
-            if "extra ==" in requirement:
-                continue
-            match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-            if match:
-                pending.append(canonical(match.group(1)))
-    return seen
-
-
 def test_the_serving_packages_dependencies_do_not_include_mlflow() -> None:
-    closure = _closure(serving_requirements())
+    closure = installed_closure(serving_requirements())
     assert {"fastapi", "mangum", "lightgbm", "numpy"} <= closure  # the walk does walk
     assert not {name for name in closure if TRACKING.match(name)}, sorted(closure)
 
