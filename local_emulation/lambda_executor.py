@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from infra.packaging import LOCAL_DISTRIBUTIONS_FILE, canonical, installed_closure
+from local_emulation.lambda_bootstrap import BLOCKED_IMPORTS_FILE
 
 log = logging.getLogger("facet.emulation.lambda")
 BOOTSTRAP: Final = Path(__file__).with_name("lambda_bootstrap.py")
@@ -51,9 +52,6 @@ DEFAULT_IDLE_SECONDS: Final = 120.0
 # environment is stopped first (a cold start for that function next time). Enough for the
 # pipeline's eight functions and the API: fewer, and a run cycling through them thrashes.
 DEFAULT_MAX_ENVIRONMENTS: Final = 10
-
-
-BLOCKED_IMPORTS_FILE: Final = ".blocked-imports"
 
 
 @cache
