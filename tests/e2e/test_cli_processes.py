@@ -57,10 +57,12 @@ def _provisioned_emulator(directory: Path) -> Iterator[tuple[str, subprocess.Pop
     """`facet emulator` in its own process, up and provisioned; stopped on the way out."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    scratch = directory / "tmp"  # a killed emulator cannot remove its work directory itself
+    scratch.mkdir()
     emulator = subprocess.Popen(
         [*FACET, "emulator", "--port", str(port)],
         cwd=directory,
-        env=_environment(),
+        env=_environment(TMPDIR=str(scratch)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -158,6 +160,8 @@ def test_serve_stops_on_ctrl_c_even_when_started_with_sigint_ignored(tmp_path: P
             ) from None
         assert serving.returncode == 0, output
         assert "Traceback" not in output
+    # AND the emulator, stopped as a service manager stops it (SIGTERM), left no work directory
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
