@@ -57,7 +57,7 @@ lint: $(SETUP_STAMP)
 
 bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not tests). Needs Debian's wrk.
 	$(BIN)/python benchmarks/bench_training.py
-	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_pipeline.py --repeats 2
 	$(BIN)/python benchmarks/bench_pipeline.py --backend localstack
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_infra.py
