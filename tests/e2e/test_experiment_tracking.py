@@ -113,7 +113,10 @@ def test_the_training_jobs_log_has_no_warnings(tracked_run: tuple[Session, str])
     # warned about it on every request: noise that would hide a real warning in the job's log.
     session, _ = tracked_run
     assert session.embedded is not None
-    (job,) = client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    # this stage's job only: moto's backends are per process, shared with other files' stages
+    (job,) = client("sagemaker").list_training_jobs(
+        NameContains=NAMES.training_job_prefix, MaxResults=100
+    )["TrainingJobSummaries"]
     log = (session.embedded.work_dir / f"{job['TrainingJobName']}.log").read_text()
     assert "tracking in experiment" in log  # the writer's own lines are there
     assert [line for line in log.splitlines() if "WARNING" in line] == []
