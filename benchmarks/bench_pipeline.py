@@ -57,15 +57,15 @@ def tree_pids(root: int) -> list[int]:
     return found
 
 
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def _rss_kb(pid: int) -> int:
     try:
         resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     except (OSError, IndexError, ValueError):
         return 0
     return resident_pages * PAGE_KB
-
-
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def tree_memory_kb(root: int, pss_above_kb: int = 0) -> tuple[int, int]:
@@ -95,6 +95,24 @@ class DemoRun:
     @property
     def first_production_seconds(self) -> float:
         return float(re.search(r"first production model ([\d.]+) s", self.output).group(1))  # type: ignore[union-attr]
+
+    @property
+    def provisioned_seconds(self) -> float:
+        return float(re.search(r"resources provisioned \(([\d.]+) s\)", self.output).group(1))  # type: ignore[union-attr]
+
+    @property
+    def run_seconds(self) -> list[float]:
+        """Each pipeline run's seconds, as the demo prints them (`=> ... (12.3 s)`)."""
+        return [float(v) for v in re.findall(r"=> .*\(([\d.]+) s\)", self.output)]
+
+    @property
+    def later_run_median(self) -> float:
+        """The median run after the first (the runs on new batches)."""
+        return float(statistics.median(self.run_seconds[1:]))
+
+    @property
+    def last_verdict_seconds(self) -> float:
+        return float(re.findall(r"judged in ([\d.]+) s", self.output)[-1])
 
 
 def run_demo(batches: int, arguments: list[str]) -> DemoRun:
@@ -154,11 +172,6 @@ def run_demo(batches: int, arguments: list[str]) -> DemoRun:
     return DemoRun(output, total, peak["kb"], peak["pss_kb"])
 
 
-def _run_seconds(output: str) -> list[float]:
-    """Each pipeline run's seconds, as the demo prints them (`=> ... (12.3 s)`)."""
-    return [float(v) for v in re.findall(r"=> .*\(([\d.]+) s\)", output)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", choices=["moto", "localstack"], default="moto")
@@ -186,23 +199,18 @@ def main() -> None:
         tracked.append(run_demo(BATCHES, backend_arguments))
         untracked.append(run_demo(BATCHES, [*backend_arguments, "--no-tracking"]))
         print(
-            f"(demo {len(tracked)}: runs {', '.join(f'{r:.1f}' for r in _run_seconds(tracked[-1].output))} s;"
-            f" untracked {', '.join(f'{r:.1f}' for r in _run_seconds(untracked[-1].output))} s)",
+            f"(demo {len(tracked)}: runs {', '.join(f'{r:.1f}' for r in tracked[-1].run_seconds)} s;"
+            f" untracked {', '.join(f'{r:.1f}' for r in untracked[-1].run_seconds)} s)",
             flush=True,
         )
 
     def median(values: list[float]) -> float:
         return float(statistics.median(values))
 
-    provisioned = median(
-        [
-            float(re.search(r"resources provisioned \(([\d.]+) s\)", d.output).group(1))  # type: ignore[union-attr]
-            for d in tracked
-        ]
-    )
+    provisioned = median([d.provisioned_seconds for d in tracked])
     first = median([d.first_production_seconds for d in tracked])
-    run_median = median([median(_run_seconds(d.output)[1:]) for d in tracked])
-    verdict = median([float(re.findall(r"judged in ([\d.]+) s", d.output)[-1]) for d in tracked])
+    run_median = median([d.later_run_median for d in tracked])
+    verdict = median([d.last_verdict_seconds for d in tracked])
     total = median([d.seconds for d in tracked])
     peak_mb = max(d.peak_rss_kb for d in tracked) / 1024
     peak_pss_mb = max(d.peak_pss_kb for d in tracked) / 1024
@@ -253,7 +261,7 @@ def main() -> None:
     )
     line(
         f"  same demo without experiment tracking: run median (batches 2-{BATCHES + 1})",
-        f"{median([median(_run_seconds(d.output)[1:]) for d in untracked]):.1f} s",
+        f"{median([d.later_run_median for d in untracked]):.1f} s",
         "(info)",
         None,
     )
