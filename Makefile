@@ -40,11 +40,17 @@ rehearse: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Rehearse `cdk deploy` into host-
 # Two pytest workers, one test file per worker (files share module fixtures such as LocalStack).
 TEST_WORKERS ?= 2
 
+# ruff and mypy run beside pytest at the lowest priority: they take the CPU time its workers
+# leave (mostly at the end, when one worker has finished); their output follows pytest's.
+LINT_LOG := $(VENV)/.lint.log
+
 test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile || { code=$$?; [ $$code -eq 5 ] && echo "pytest collected no tests: that is a failure"; exit $$code; }
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts training pipeline local_emulation serving infra
+	@nice -n 19 $(MAKE) --no-print-directory lint > $(LINT_LOG) 2>&1 & lint=$$!; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; code=$$?; \
+	wait $$lint; lint_code=$$?; cat $(LINT_LOG); \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests: that is a failure"; fi; \
+	if [ $$code -ne 0 ]; then exit $$code; fi; \
+	if [ $$lint_code -ne 0 ]; then echo "ruff or mypy failed (above)"; fi; exit $$lint_code
 
 check: $(SETUP_STAMP) ## The inner loop: unit tests, ruff and mypy (no emulator, no LocalStack).
 	$(BIN)/python -m pytest -q tests/unit

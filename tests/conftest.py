@@ -3,11 +3,12 @@ shared between pytest-xdist workers: the first one that needs a model trains it)
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,49 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) >= workers:
+        _ALL_CPUS.update(cpus)
         os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: workers])
+
+
+# The CPUs a worker gave up in pytest_configure, and the directory every worker of this run sees.
+_ALL_CPUS: set[int] = set()
+_RUN_ROOT: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_done_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A worker with no tests left says so: the last one still running takes every CPU."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not _ALL_CPUS:
+        yield
+        return
+    _RUN_ROOT.append(tmp_path_factory.getbasetemp().parent)
+    yield
+    (_RUN_ROOT[0] / f"worker-{worker}.done").touch()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """When the other workers have finished, the last one's files (often the longest, which
+    start first and end last) need not stay on one CPU: this worker and what it started
+    (LocalStack, Lambda environments, the next training job) may use them all."""
+    if not _RUN_ROOT or not _ALL_CPUS or os.sched_getaffinity(0) == _ALL_CPUS:
+        return
+    me = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    others = [f"gw{index}" for index in range(workers) if f"gw{index}" != me]
+    if all((_RUN_ROOT[0] / f"worker-{other}.done").exists() for other in others):
+        for pid in [os.getpid(), *_descendants(os.getpid())]:
+            with contextlib.suppress(OSError):  # a child may have exited meanwhile
+                os.sched_setaffinity(pid, _ALL_CPUS)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in children.read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
 
 
 # Each test file's own time in a recent full run (`python benchmarks/suite_times.py --write`).
