@@ -22,7 +22,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker gets its own share of the CPUs (inherited by everything it
     starts: training jobs, Lambda environments, LocalStack). Code that sizes its threads from the
     CPUs it may use (contracts/compute.py) then stops two workers' OpenMP pools from fighting over
-    the same cores, which made the notebook test 5x slower beside another worker."""
+    the same cores, which made the notebook test 5x slower beside another worker.
+
+    pytest-xdist (3.6 and later) reorders files by their number of tests unless told not to:
+    that undid the longest-first order below (a 110-s file started at minute 7, and one
+    worker ran it alone for its last 50 s)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or workers < 2 or not hasattr(os, "sched_setaffinity"):
