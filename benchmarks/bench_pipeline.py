@@ -26,7 +26,7 @@ from pathlib import Path
 
 from figures import Figures
 
-from local_emulation.processes import clean_environment, free_port
+from local_emulation.processes import clean_environment, free_port, process_tree
 
 
 def _pss_kb(pid: int) -> int:
@@ -36,25 +36,6 @@ def _pss_kb(pid: int) -> int:
         return 0
     found = re.search(r"^Pss:\s+(\d+)", rollup, re.M)
     return int(found.group(1)) if found else 0
-
-
-def tree_pids(root: int) -> list[int]:
-    """A process and all its descendants, from each thread's `children` list: cheaper than
-    reading every /proc/<pid>/status of the machine, so sampling does not slow what it measures."""
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        try:
-            tasks = list(Path(f"/proc/{pid}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                stack += [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                continue
-    return found
 
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -73,7 +54,7 @@ def tree_memory_kb(root: int, pss_above_kb: int = 0) -> tuple[int, int]:
     between processes counted in each) and of PSS (each shared page split among its sharers).
     PSS costs the kernel a walk of every mapping, so it is only read when the RSS sum exceeds
     `pss_above_kb` (0 when it is not: the peak PSS comes with a peak RSS)."""
-    pids = tree_pids(root)
+    pids = process_tree(root)
     total = sum(_rss_kb(pid) for pid in pids)
     if total <= pss_above_kb:
         return total, 0

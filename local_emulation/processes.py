@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 from typing import Final
 
 PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
@@ -43,3 +44,23 @@ def clean_environment() -> dict[str, str]:
     """This process's environment without AWS settings or moto's port: for a child process that
     must find its endpoints itself rather than inherit an emulator's."""
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"}
+
+
+def process_tree(root: int) -> list[int]:
+    """A process and all its descendants, from each thread's `children` list: cheaper than
+    reading every /proc/<pid>/status of the machine (a sampler must not slow what it measures).
+    A process that exits meanwhile is left out."""
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stack += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from local_emulation.processes import process_tree
 from training.hyperparameters import parse_hyperparameters
 from training.predict import PriceModel, load_model
 from training.train import ClassicSplit, prepare_classic, train_and_evaluate
@@ -60,24 +61,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """When the other workers have finished, the last one's files (often the longest, which
     start first and end last) need not stay on one CPU: this worker and what it started
     (LocalStack, Lambda environments, the next training job) may use them all."""
-    if not _RUN_ROOT or not _ALL_CPUS or os.sched_getaffinity(0) == _ALL_CPUS:
+    if not _RUN_ROOT or os.sched_getaffinity(0) == _ALL_CPUS:
         return
     me = os.environ.get("PYTEST_XDIST_WORKER", "")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     others = [f"gw{index}" for index in range(workers) if f"gw{index}" != me]
     if all((_RUN_ROOT[0] / f"worker-{other}.done").exists() for other in others):
-        for pid in [os.getpid(), *_descendants(os.getpid())]:
+        for pid in process_tree(os.getpid()):
             with contextlib.suppress(OSError):  # a child may have exited meanwhile
                 os.sched_setaffinity(pid, _ALL_CPUS)
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            for child in children.read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
 
 
 # Each test file's own time in a recent full run (`python benchmarks/suite_times.py --write`).
