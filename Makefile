@@ -54,11 +54,9 @@ test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exa
 
 check: $(SETUP_STAMP) ## The inner loop: unit tests, ruff and mypy (no emulator, no LocalStack).
 	$(BIN)/python -m pytest -q tests/unit
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts training pipeline local_emulation serving infra
+	@$(MAKE) --no-print-directory lint
 
-lint: $(SETUP_STAMP)
+lint: $(SETUP_STAMP) ## ruff, its formatter's check and mypy (what test and check run).
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contracts training pipeline local_emulation serving infra
 
 bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not tests). Needs Debian's wrk.
