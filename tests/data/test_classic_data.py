@@ -24,7 +24,7 @@ from training.split import (
     exclude_holdout,
     split_validation,
 )
-from training.train import ClassicSplit
+from training.train import ClassicSplit, prepare_classic
 
 
 def test_classic_data_checksum_verified_on_load() -> None:
@@ -88,3 +88,15 @@ def test_row_hash_ignores_number_spelling() -> None:
 def test_shipped_file_is_where_the_docs_say() -> None:
     assert CLASSIC_DATA_PATH.name == "diamonds.csv.gz"
     assert (CLASSIC_DATA_PATH.parent / "README.md").exists()
+
+
+def test_each_caller_gets_a_split_of_its_own() -> None:
+    # GIVEN one caller that changes the split it was given (the demo's bad candidate does)
+    changed = prepare_classic()
+    changed.training["price"] = 0.0
+    changed.holdout.loc[:, "carat"] = -1.0
+    # THEN the next caller, in the same process, gets the split as validated
+    fresh = prepare_classic()
+    assert fresh.training["price"].min() > 0
+    assert fresh.holdout["carat"].min() > 0
+    assert len(fresh.holdout) == FROZEN_HOLDOUT_ROWS
