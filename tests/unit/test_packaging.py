@@ -5,10 +5,12 @@ training source archive is the same bytes for the same code."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
-from contracts.names import SERVING_CODE_PACKAGES
+from contracts.names import SERVING_CODE_PACKAGES, TRAINING_ENTRY_SCRIPT
 from infra.packaging import REPO, refresh_code, training_source_tarball
 
 
@@ -50,3 +52,28 @@ def test_the_training_source_tarball_depends_on_contents_only() -> None:
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {
         (1_577_836_800, 0, 0, "", "")
     }
+
+
+def test_the_entry_script_imported_by_a_spawned_child_imports_none_of_the_job(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the training source as SageMaker unpacks it
+    with tarfile.open(fileobj=io.BytesIO(training_source_tarball())) as archive:
+        archive.extractall(tmp_path, filter="data")
+    # WHEN a spawned process (the tracking writer) runs the entry script as multiprocessing
+    # does in a child, under the name __mp_main__
+    probe = (
+        "import runpy, sys; "
+        f"runpy.run_path({TRAINING_ENTRY_SCRIPT!r}, run_name='__mp_main__'); "
+        "print(sorted(m for m in ('pandas', 'lightgbm', 'training.sagemaker_entry') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # THEN none of the job's modules were imported: the child pays only for what it runs
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
