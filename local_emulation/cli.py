@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -44,6 +45,7 @@ from local_emulation.session import (
     EndpointError,
     PreflightError,
     Session,
+    StateReport,
     deploy_function,
     open_session,
     recorded_environment,
@@ -97,16 +99,19 @@ def facet(
 app.command("train")(train)
 
 
-def _progress(started: float) -> Callable[[str, str], None]:
-    """Each state of each execution, the first time it is entered: a polling loop (wait, check,
-    finished?) prints once, however long the job runs."""
+def _progress(started: float) -> StateReport:
+    """Each state of each execution, the first time it is entered, at the time it was entered
+    (`started` is a time.monotonic()): a polling loop (wait, check, finished?) prints once,
+    however long the job runs."""
     shown: set[tuple[str, str]] = set()
+    started_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - started)
 
-    def show(execution: str, state: str) -> None:
+    def show(execution: str, state: str, entered: dt.datetime) -> None:
         if (execution, state) in shown:
             return
         shown.add((execution, state))
-        typer.echo(f"  {time.monotonic() - started:6.1f} s  {execution}: {state}")
+        seconds = (entered - started_at).total_seconds()
+        typer.echo(f"  {seconds:6.1f} s  {execution}: {state}")
 
     return show
 

@@ -43,6 +43,8 @@ from local_emulation.tracking_server import TrackingServer
 from local_emulation.triggers import ExecutionResult, drain, wait_for
 from pipeline.lake import list_keys
 
+# Told of each state an execution enters: (execution name, state name, when it was entered).
+StateReport = Callable[[str, str, dt.datetime], None]
 STATE_DIR: Final = Path(".facet")
 ENDPOINT_FILE: Final = STATE_DIR / "endpoint.json"
 SESSION_VARIABLES: Final = (
@@ -77,7 +79,7 @@ class Session:
         return key
 
     def ingest(
-        self, path: Path, name: str, on_state: Callable[[str, str], None] = lambda *_: None
+        self, path: Path, name: str, on_state: StateReport | None = None
     ) -> list[ExecutionResult]:
         """Land a batch in raw/ and wait for the pipeline runs its upload starts."""
         landed_at = dt.datetime.now(dt.UTC)
@@ -102,7 +104,7 @@ class Session:
     def score(
         self,
         path: Path,
-        on_state: Callable[[str, str], None],
+        on_state: StateReport | None,
         *,
         explain: bool = True,
         timeout: float = 3600,
@@ -129,7 +131,7 @@ class Session:
 
     def run_triggers(
         self,
-        on_state: Callable[[str, str], None],
+        on_state: StateReport | None,
         timeout: float = 600,
         *,
         landed: tuple[str, dt.datetime] | None = None,
@@ -157,16 +159,12 @@ class Session:
             time.sleep(0.2)
         return [self.wait(arn, on_state, timeout) for arn in arns]
 
-    def wait(
-        self, arn: str, on_state: Callable[[str, str], None], timeout: float = 600
-    ) -> ExecutionResult:
+    def wait(self, arn: str, on_state: StateReport | None, timeout: float = 600) -> ExecutionResult:
+        """Wait for an execution; with `on_state`, report each state it enters (which costs a
+        read of its whole history per poll: ~40 ms of the emulator's CPU late in a run)."""
         name = arn.rsplit(":", 1)[-1]
-        return wait_for(
-            client("stepfunctions"),
-            arn,
-            timeout=timeout,
-            on_state=lambda state: on_state(name, state),
-        )
+        report = None if on_state is None else lambda state, at: on_state(name, state, at)
+        return wait_for(client("stepfunctions"), arn, timeout=timeout, on_state=report)
 
     def download_report(self, execution: str, target: Path) -> Path:
         s3 = client("s3")

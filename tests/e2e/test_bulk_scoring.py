@@ -91,7 +91,7 @@ def scored(
 ) -> tuple[dict[str, object], pd.DataFrame]:
     path = tmp_path_factory.mktemp("catalogues") / "partner_catalogue.csv"
     good = _catalogue(path)
-    result = production.score(path, lambda *_: None, explain=True)
+    result = production.score(path, None, explain=True)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert result.output is not None
     return result.output, good
@@ -204,7 +204,7 @@ def test_a_catalogue_that_cannot_be_read_fails_with_its_reason_in_the_summary(
 ) -> None:
     path = tmp_path / "not_a_catalogue.csv"
     path.write_text("sku,weight\n1,2\n")
-    result = production.score(path, lambda *_: None)
+    result = production.score(path, None)
     assert result.status == "FAILED"
     assert "not_a_catalogue.csv" in str(result.cause) and "carat" in str(result.cause)
     summaries = [
@@ -223,7 +223,7 @@ def test_a_catalogue_that_cannot_be_read_fails_with_its_reason_in_the_summary(
 def test_prices_only_has_no_explanation_columns(production: Session, tmp_path: Path) -> None:
     path = tmp_path / "small.csv"
     make_catalogue(500, seed=3).to_csv(path, index=False)
-    result = production.score(path, lambda *_: None, explain=False)
+    result = production.score(path, None, explain=False)
     assert result.status == "SUCCEEDED", result.cause
     assert result.output is not None
     summary = result.output["summary"]
