@@ -474,21 +474,11 @@ def demo(
                         "(they find the emulator through .facet/endpoint.json). Ctrl-C to stop."
                     )
 
-    # AWS_ENDPOINT_URL set by the user: a LocalStack means "--backend localstack" with that URL;
-    # anything else (e.g. `facet emulator` in another terminal) is used as it is, starting nothing.
     try:
         localstack_url = localstack.normalized_url(localstack_url)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--localstack-url") from None
-    external = os.environ.get("AWS_ENDPOINT_URL")
-    if external:
-        try:
-            external = localstack.normalized_url(external)
-        except ValueError as error:
-            _fail(f"AWS_ENDPOINT_URL: {error}")
-    if external and backend is Backend.MOTO and localstack.healthy(external):
-        backend, localstack_url, external = Backend.LOCALSTACK, external, None
-        os.environ.pop("AWS_ENDPOINT_URL")
+    backend, localstack_url, external = demo_endpoints(backend, localstack_url)
     started_localstack = None
     if backend is Backend.LOCALSTACK and not localstack.healthy(localstack_url):
         typer.echo(f"starting LocalStack {localstack.VERSION} in host mode on {localstack_url} ...")
@@ -503,6 +493,25 @@ def demo(
     finally:
         if started_localstack is not None:
             started_localstack.stop()
+
+
+def demo_endpoints(backend: Backend, localstack_url: str) -> tuple[Backend, str, str | None]:
+    """Where the demo's AWS calls go: (backend, LocalStack URL, an endpoint used as it is).
+
+    AWS_ENDPOINT_URL set by the user: a LocalStack there means "--backend localstack" with that
+    URL, and the variable is dropped, so nothing the demo starts sees it; anything else (e.g.
+    `facet emulator` in another terminal) is used as it is, starting nothing."""
+    external = os.environ.get("AWS_ENDPOINT_URL")
+    if not external:
+        return backend, localstack_url, None
+    try:
+        external = localstack.normalized_url(external)
+    except ValueError as error:
+        _fail(f"AWS_ENDPOINT_URL: {error}")
+    if backend is Backend.MOTO and localstack.healthy(external):
+        os.environ.pop("AWS_ENDPOINT_URL")
+        return Backend.LOCALSTACK, external, None
+    return backend, localstack_url, external
 
 
 def _bad_candidate_rolls_back(session: Session, gateway: Gateway) -> None:

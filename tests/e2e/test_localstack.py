@@ -38,6 +38,7 @@ from contracts.names import (
 )
 from contracts.schema import example_diamond
 from local_emulation import localstack, rehearsal, rest_api
+from local_emulation.cli import Backend, demo_endpoints
 from local_emulation.gateway import Gateway
 from local_emulation.processes import clean_environment, free_port
 from local_emulation.provision import TRIGGER_REDELIVERY_SECONDS, deployment_names
@@ -70,75 +71,30 @@ def client(
     )
 
 
-def test_demo_runs_end_to_end_with_localstack(stack: localstack.LocalStack, tmp_path: Path) -> None:
-    """`AWS_ENDPOINT_URL=<LocalStack> facet demo`; the `demo` fixture below runs the other way,
-    `--backend localstack --localstack-url`, and keeps running for the follow-up commands.
-
-    One batch, untracked: what this checks is where each service runs and that the data went
-    through LocalStack (the fixture's demo tracks, and its follow-up tests land more batches)."""
-    rows = "1500"
-    environment = clean_environment()
-    command = [
-        sys.executable,
-        "-m",
-        "local_emulation",
-        "demo",
-        "--batches",
-        "0",
-        "--rows",
-        rows,
-        "--no-tracking",
-        "--exit",
-        "--port",
-        str(free_port()),
-        "--api-port",
-        str(free_port()),
-    ]
-    environment["AWS_ENDPOINT_URL"] = stack.url
-    completed = subprocess.run(
-        command,
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+def test_aws_endpoint_url_at_a_localstack_means_the_localstack_backend(
+    stack: localstack.LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`AWS_ENDPOINT_URL=<LocalStack> facet demo` is `facet demo --backend localstack
+    --localstack-url <LocalStack>`: from here on both take the same path, which the `demo`
+    fixture below runs end to end (its tests check where each service ran, the lake's zones,
+    the API and every follow-up command)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.url + "/")
+    assert demo_endpoints(Backend.MOTO, "http://127.0.0.1:4566") == (
+        Backend.LOCALSTACK,
+        stack.url,
+        None,
     )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
-    # which service ran where, printed by the run
-    for service, backend in (
-        ("s3", "LocalStack"),
-        ("ssm", "LocalStack"),
-        ("events", "LocalStack"),
-        ("apigateway", "LocalStack"),
-        ("sagemaker", "moto"),
-        ("stepfunctions", "moto"),
-        ("lambda", "moto"),
-    ):
-        assert any(
-            line.split()[:2] == [service, backend] for line in output.splitlines() if line.strip()
-        ), (service, output)
-    assert "Approved (production)" in output
-    assert "the example stone: $" in output  # the API gateway answered with the registered model
-    # the data really went through LocalStack
-    s3 = client(stack, "s3")
-    bucket = StageNames().bucket(BucketRole.DATA_LAKE, localstack.ACCOUNT, "us-east-1")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    for prefix in (
-        "raw/diamonds_raw_",
-        "validated/diamonds_validated_",
-        "curated/datasets/",
-        "reports/",
-        "curated/ledger/",
-    ):
-        assert any(k.startswith(prefix) for k in keys), prefix
-    apis = [
-        a
-        for a in client(stack, "apigateway").get_rest_apis()["items"]
-        if a["name"] == StageNames().api_name
-    ]
-    assert apis and client(stack, "apigateway").get_stage(restApiId=apis[0]["id"], stageName="prod")
+    # dropped, so neither the moto half nor a Lambda or training job the demo starts sees it
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    # anything else there (e.g. `facet emulator` in another terminal) is used as it is
+    elsewhere = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", elsewhere)
+    assert demo_endpoints(Backend.MOTO, "http://127.0.0.1:4566") == (
+        Backend.MOTO,
+        "http://127.0.0.1:4566",
+        elsewhere,
+    )
+    assert os.environ["AWS_ENDPOINT_URL"] == elsewhere
 
 
 @pytest.fixture
@@ -508,6 +464,23 @@ def test_the_flag_way_runs_each_service_where_it_says(demo: RunningDemo) -> None
             for line in demo.output.splitlines()
             if line.strip()
         ), (service, demo.output)
+
+
+def test_the_demos_batch_went_through_localstacks_lake(
+    demo: RunningDemo, stack: localstack.LocalStack
+) -> None:
+    s3 = client(stack, "s3")
+    bucket = StageNames().bucket(BucketRole.DATA_LAKE, localstack.ACCOUNT, "us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    for prefix in (
+        "raw/diamonds_raw_",
+        "validated/diamonds_validated_",
+        "curated/datasets/",
+        "reports/",
+        "curated/ledger/",
+    ):
+        assert any(k.startswith(prefix) for k in keys), prefix
+    assert "Approved (production)" in demo.output
 
 
 def test_one_account_on_both_emulators(demo: RunningDemo) -> None:
