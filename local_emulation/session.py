@@ -160,8 +160,8 @@ class Session:
         return [self.wait(arn, on_state, timeout) for arn in arns]
 
     def wait(self, arn: str, on_state: StateReport | None, timeout: float = 600) -> ExecutionResult:
-        """Wait for an execution; with `on_state`, report each state it enters (which costs a
-        read of its whole history per poll: ~40 ms of the emulator's CPU late in a run)."""
+        """Wait for an execution; with `on_state`, report each state it enters (from its
+        history, read now and then: triggers.wait_for)."""
         name = arn.rsplit(":", 1)[-1]
         report = None if on_state is None else lambda state, at: on_state(name, state, at)
         return wait_for(client("stepfunctions"), arn, timeout=timeout, on_state=report)
