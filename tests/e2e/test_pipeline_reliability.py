@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,25 @@ HYPERPARAMETERS = {"lgb_max_rounds": "150"}
 MODELS = "lightgbm"
 
 
+# What this file checks of a deploy is which version ends up in production, not the canary on
+# the way (tests/e2e/test_rollout.py does): its rollouts run 600x faster than AWS's instead of
+# the emulator's 60x (0.5 s instead of 5 s each, idle time on this worker's one CPU: 18 s).
+ROLLOUT_SPEEDUP = 600.0
+
+
 @pytest.fixture(scope="module")
-def deployment(aws_emulator: EmbeddedEmulator) -> Deployment:
+def deployment(aws_emulator: EmbeddedEmulator) -> Iterator[Deployment]:
     EMULATOR.append(aws_emulator)
-    return provision(
-        archive_only=True, poll_seconds=1, models=MODELS, hyperparameters=HYPERPARAMETERS
-    )
+    assert aws_emulator.seams is not None
+    codedeploy = aws_emulator.seams.codedeploy
+    usual, codedeploy.speedup = codedeploy.speedup, ROLLOUT_SPEEDUP
+    try:
+        yield provision(
+            archive_only=True, poll_seconds=1, models=MODELS, hyperparameters=HYPERPARAMETERS
+        )
+    finally:
+        aws_emulator.settle()
+        codedeploy.speedup = usual
 
 
 EMULATOR: list[EmbeddedEmulator] = []
