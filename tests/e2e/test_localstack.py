@@ -455,9 +455,12 @@ def test_the_demo_prints_localstacks_api_gateway_url_which_answers_as_declared(
 def test_the_flag_way_runs_each_service_where_it_says(demo: RunningDemo) -> None:
     for service, backend in (
         ("s3", "LocalStack"),
+        ("ssm", "LocalStack"),
+        ("events", "LocalStack"),
         ("apigateway", "LocalStack"),
         ("sagemaker", "moto"),
         ("stepfunctions", "moto"),
+        ("lambda", "moto"),
     ):
         assert any(
             line.split()[:2] == [service, backend]
@@ -481,6 +484,7 @@ def test_the_demos_batch_went_through_localstacks_lake(
     ):
         assert any(k.startswith(prefix) for k in keys), prefix
     assert "Approved (production)" in demo.output
+    assert "the example stone: $" in demo.output  # priced by the model the batch registered
 
 
 def test_one_account_on_both_emulators(demo: RunningDemo) -> None:
