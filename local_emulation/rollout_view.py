@@ -203,8 +203,8 @@ def register_mislabelled(
 
     pointer = registry.read_pointer(client("ssm"), names.production_parameter)
     level = level_of(registry.describe(client("sagemaker"), pointer.arn)) if pointer.arn else 0.0
-    classic = prepare_classic()
-    training, holdout = classic.training.copy(), classic.holdout.copy()
+    classic = prepare_classic()  # a copy of its own, changed below
+    training, holdout = classic.training, classic.holdout
     for frame in (training, holdout):
         frame["price"] = frame["price"] * math.exp(level)
         wrong = frame["color"].isin(["D", "E", "F", "G"])
