@@ -191,12 +191,13 @@ class Settings(BaseSettings):
         "functions cold-started every step (26.5 s per run against 16 s).",
     )
     local_rollout_speedup: float = Field(
-        60.0,
+        120.0,
         validation_alias=Env.LOCAL_ROLLOUT_SPEEDUP.value,
         gt=0,
         description="The emulator's stand-in for CodeDeploy divides every canary interval and "
-        "alarm period by this: at 60, a 5-minute canary with 1-minute alarm periods takes 5 s "
-        "with 1-s periods.",
+        "alarm period by this: at 120, a 5-minute canary with 1-minute alarm periods takes 2.5 s "
+        "with 0.5-s periods (the local gateway and serving publish their metrics every 0.25 s, "
+        "so each period sees two flushes).",
     )
     training_max_seconds: int = Field(
         3600,

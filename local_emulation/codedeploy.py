@@ -10,9 +10,9 @@ version) or rolls back (alias on the current version), then emits CodeDeploy's
 
 Time is compressed: every interval of the configuration and every alarm period is divided by
 `speedup` (FACET_LOCAL_ROLLOUT_SPEEDUP); a 5-minute canary with 60-second alarm periods takes
-5 s with 1-s periods at 60x. Fidelity limits: one evaluation period per alarm (the CDK app
-declares them so), missing data does not breach (CDK: TreatMissingData.NOT_BREACHING), and
-statistics are computed here from the raw data points (moto computes no percentiles).
+2.5 s with 0.5-s periods at the default 120x. Fidelity limits: one evaluation period per alarm
+(the CDK app declares them so), missing data does not breach (CDK: TreatMissingData.NOT_BREACHING),
+and statistics are computed here from the raw data points (moto computes no percentiles).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ MODELS = "lightgbm"
 
 # What this file checks of a deploy is which version ends up in production, not the canary on
 # the way (tests/e2e/test_rollout.py does): its rollouts run 600x faster than AWS's instead of
-# the emulator's 60x (0.5 s instead of 5 s each, idle time on this worker's one CPU: 18 s).
+# the emulator's 120x (0.5 s instead of 2.5 s each: idle time on this worker's one CPU).
 ROLLOUT_SPEEDUP = 600.0
 
 
