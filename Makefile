@@ -9,6 +9,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # What a set-up machine has, stamped with the files it was built from.
 SETUP_STAMP := $(VENV)/.facet-setup
 LOCALSTACK_STAMP := .venv-localstack/.facet-setup
+# The serving Lambda's dependencies, installed for its runtime from constraints.txt: an install
+# like .venv's (~10 s of both CPUs), so setup does it, not the first test worker to synthesize
+# (on its one CPU; another worker synthesizing meanwhile waits for its lock). Every synth
+# refreshes the code in it.
+SERVING_PACKAGE_STAMP := build/lambda/serving/.dependencies.sha256
 
 .PHONY: setup demo demo-localstack rehearse test check lint bench synth assets notebook deploy destroy \
 	deploy-delivery clean
@@ -26,7 +31,11 @@ $(LOCALSTACK_STAMP): local_emulation/localstack.py | $(SETUP_STAMP)
 	$(BIN)/python -m local_emulation.localstack install
 	touch $@
 
-setup: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Everything, ahead of time (demo and test do it on first use).
+$(SERVING_PACKAGE_STAMP): pyproject.toml constraints.txt | $(SETUP_STAMP)
+	$(BIN)/python -m infra.packaging --code-only
+	touch $@
+
+setup: $(SETUP_STAMP) $(LOCALSTACK_STAMP) $(SERVING_PACKAGE_STAMP) ## Everything, ahead of time (demo and test do it on first use).
 
 demo: $(SETUP_STAMP) ## The main job: the whole system on an embedded AWS emulator (Ctrl-C to stop).
 	$(BIN)/facet demo $(ARGS)
@@ -44,7 +53,7 @@ TEST_WORKERS ?= 2
 # ~45 s of one CPU, which the suite's two workers absorb instead of waiting for it at the end.
 LINT_LOG := $(VENV)/.lint.log
 
-test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
+test: $(SETUP_STAMP) $(LOCALSTACK_STAMP) $(SERVING_PACKAGE_STAMP) ## Every test suite, ruff and mypy: exactly what CI runs.
 	@$(MAKE) --no-print-directory lint > $(LINT_LOG) 2>&1 & lint=$$!; \
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; code=$$?; \
 	wait $$lint; lint_code=$$?; cat $(LINT_LOG); \
@@ -70,7 +79,7 @@ bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not test
 	$(BIN)/python benchmarks/bench_scoring.py
 	$(BIN)/python benchmarks/figures.py
 
-synth: $(SETUP_STAMP) ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
+synth: $(SETUP_STAMP) $(SERVING_PACKAGE_STAMP) ## Synthesize the CDK app offline (no credentials, no Docker) into cdk.out/.
 	time npx cdk synth -q -c stage=$(STAGE)
 
 deploy: $(SETUP_STAMP) ## Deploy a stage to the AWS account of your credentials (docs/deploy.md).
