@@ -175,6 +175,11 @@ def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
         assert "first production model" in output
         assert "the example stone: $" in output  # the demo called its API with the key
         assert "-H 'x-api-key: partner-key-1'" in output
+        # the last act, at the emulator's default time compression: the mislabelled candidate's
+        # canary is rolled back by its price-disagreement alarm while traffic flows
+        rolled_back = [line for line in output.splitlines() if " rolled back: " in line]
+        assert any("facet-dev-rollout-price-disagreement" in line for line in rolled_back), output
+        assert "0 failed; production is unchanged" in output
         body = json.dumps(example_diamond()).encode()
         url = f"http://127.0.0.1:{api_port}/prod/v1/prices"
         headers = {"Content-Type": "application/json"}
