@@ -34,6 +34,7 @@ from local_emulation.simulate import Change, make_batches
 from local_emulation.triggers import ExecutionResult, drain, start, wait_for
 from pipeline import batches
 from serving.model_store import AwsClients, ModelStore
+from tests.e2e.rollout_speed import rollouts_at
 from training import registry
 
 pytestmark = pytest.mark.slow
@@ -59,16 +60,10 @@ ROLLOUT_SPEEDUP = 600.0
 @pytest.fixture(scope="module")
 def deployment(aws_emulator: EmbeddedEmulator) -> Iterator[Deployment]:
     EMULATOR.append(aws_emulator)
-    assert aws_emulator.seams is not None
-    codedeploy = aws_emulator.seams.codedeploy
-    usual, codedeploy.speedup = codedeploy.speedup, ROLLOUT_SPEEDUP
-    try:
+    with rollouts_at(aws_emulator, ROLLOUT_SPEEDUP):
         yield provision(
             archive_only=True, poll_seconds=1, models=MODELS, hyperparameters=HYPERPARAMETERS
         )
-    finally:
-        aws_emulator.settle()
-        codedeploy.speedup = usual
 
 
 EMULATOR: list[EmbeddedEmulator] = []

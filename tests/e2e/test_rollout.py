@@ -32,6 +32,7 @@ from local_emulation.rollout_view import Answer, BackgroundTraffic
 from local_emulation.simulate import make_batches
 from local_emulation.triggers import drain, wait_for
 from pipeline import lake
+from tests.e2e.rollout_speed import rollouts_at
 from training import registry
 from training.artifact_store import pack, sha256
 from training.registry import read_pointer
@@ -44,10 +45,9 @@ PERIOD = rollout_policy(STAGE).period_seconds / SPEEDUP
 
 
 @pytest.fixture(scope="module")
-def emulator(aws_emulator: EmbeddedEmulator) -> EmbeddedEmulator:
-    assert aws_emulator.seams is not None
-    aws_emulator.seams.codedeploy.speedup = SPEEDUP
-    return aws_emulator
+def emulator(aws_emulator: EmbeddedEmulator) -> Iterator[EmbeddedEmulator]:
+    with rollouts_at(aws_emulator, SPEEDUP) as compressed:
+        yield compressed
 
 
 @pytest.fixture(scope="module")
