@@ -495,6 +495,7 @@ class EmbeddedEmulator:
         started beside the emulator keeps its database there until it stops too)."""
         if self.seams is not None:
             self.seams.runner.wait(timeout=120)
+            self.seams.runner.close()
             self.seams.transforms.wait(timeout=120)
             self.seams.codedeploy.wait(timeout=60)
             self.seams.deliveries.wait(timeout=60)

@@ -496,6 +496,9 @@ def open_session(
             environment = environment | {TrainingJobEnv.TRACKING_URI.value: server.url}
             os.environ[TrainingJobEnv.TRACKING_URI.value] = server.url
             labels[server.url] = "MLflow (local)"
+        if embedded is not None and embedded.seams is not None and provision_resources:
+            # Likewise the training image's imports (~1.5 s): a provisioned pipeline trains.
+            embedded.seams.runner.image.start()
         if embedded is not None or (provision_resources and not _provisioned()):
             deployment = provision(**options)
         else:

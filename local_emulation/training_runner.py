@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from contracts.compute import host_cpus
+from local_emulation.training_image import TrainingImage
 from training.artifact_store import download, pack, parse_s3_uri, unpack
 
 log = logging.getLogger("facet.emulation.training")
@@ -83,7 +83,7 @@ class TrainingRunner:
         self.s3_client = s3_client
         # The job role's credentials, region and endpoints, as a container gets them in AWS.
         self.role_environment = role_environment
-        self.python = python
+        self.image = TrainingImage(python, work_dir)
         self.threads: list[threading.Thread] = []
         # Called before each job starts: a service the job depends on may still be starting.
         self.before_job: Callable[[], None] | None = None
@@ -102,6 +102,10 @@ class TrainingRunner:
     def wait(self, timeout: float = 600) -> None:
         for thread in list(self.threads):
             thread.join(timeout)
+
+    def close(self) -> None:
+        """Stop the image interpreter the jobs fork from (a job still running dies with it)."""
+        self.image.close()
 
     def _run_and_report(self, spec: JobSpec, report: Callable[[JobOutcome], None]) -> None:
         try:
@@ -197,20 +201,12 @@ class TrainingRunner:
         }
         environment |= {f"SM_CHANNEL_{name.upper()}": str(data_dir / name) for name in channels}
         started = dt.datetime.now()
-        try:
-            completed = subprocess.run(
-                [self.python, program],
-                cwd=code_dir,
-                env=environment,
-                capture_output=True,
-                text=True,
-                timeout=spec.max_runtime_seconds,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as expired:
-            text = str(expired.stdout or "") + str(expired.stderr or "")
-            return JobOutcome("Stopped", "MaxRuntimeExceeded", None, log_text=text)
+        completed = self.image.run(
+            program, code_dir, environment, root.parents[1] / "logs", spec.max_runtime_seconds
+        )
         text = completed.stdout + completed.stderr
+        if completed.returncode is None:
+            return JobOutcome("Stopped", "MaxRuntimeExceeded", None, log_text=text)
         (self.work_dir / f"{spec.name}.log").write_text(text)
         log.info(
             "training job %s exited %s after %.1f s",

@@ -1,0 +1,251 @@
+"""A training container's interpreter with the image's libraries already imported.
+
+A SageMaker framework container starts a fresh interpreter for every job, and the first second
+and a half of each local job went to importing pandas, scikit-learn and LightGBM, which in AWS
+sit in the image. The emulator keeps one interpreter per runner (the image) that has imported
+those libraries and nothing of the project, and forks it for each job. The forked child takes
+the job's environment, working directory, argv, sys.path and log files, becomes its own process
+group, and runs the submitted program as `__main__`; the program and everything it imports from
+/opt/ml/code load fresh, as in the container. The interpreter then shuts down as any other would
+(threads joined, atexit handlers run) and its exit status is the job's.
+
+Run as a script, this file is that interpreter: it reads one JSON request per line on stdin,
+answers each with the child's pid, and writes each child's exit status to the file the request
+named. Its own imports are the standard library only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import importlib
+import importlib.machinery
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+# What the framework image installs and every job imports; a missing one is skipped.
+IMAGE_LIBRARIES: Final = (
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "pydantic",
+    "sklearn.linear_model",
+    "sklearn.tree",
+    "lightgbm",
+)
+STATUS_POLL_SECONDS: Final = 0.05
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    returncode: int | None  # None: stopped at the job's maximum runtime
+    stdout: str
+    stderr: str
+
+
+class TrainingImage:
+    """The image interpreter, started on first use (or by `start`) and stopped by `close`."""
+
+    def __init__(self, python: str, work_dir: Path) -> None:
+        self.python = python
+        self.work_dir = work_dir
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start importing the image's libraries now, so the first job does not wait for them."""
+        with self._lock:
+            self._ensure_started()
+
+    @property
+    def pid(self) -> int | None:
+        """The image interpreter's process id, while it runs."""
+        running = self._process is not None and self._process.poll() is None
+        return self._process.pid if running and self._process is not None else None
+
+    def _ensure_started(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [self.python, str(Path(__file__).resolve()), *IMAGE_LIBRARIES],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=self.work_dir,
+                # A container starts with little more than PATH; the job brings the rest.
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        return self._process
+
+    def _fork(self, request: dict[str, Any]) -> tuple[int, subprocess.Popen[bytes]]:
+        with self._lock:
+            for _ in range(2):  # an image that died is started again, once
+                process = self._ensure_started()
+                assert process.stdin is not None and process.stdout is not None
+                try:
+                    process.stdin.write(json.dumps(request).encode() + b"\n")
+                    process.stdin.flush()
+                    answer = process.stdout.readline()
+                except BrokenPipeError:
+                    answer = b""
+                if answer:
+                    return int(json.loads(answer)["pid"]), process
+                process.wait()
+            raise RuntimeError("the training image's interpreter did not start a job")
+
+    def run(
+        self, program: str, cwd: Path, environment: dict[str, str], logs: Path, timeout: float
+    ) -> ProgramResult:
+        """Run `python program` in `cwd` with exactly `environment`, in a forked child."""
+        stdout, stderr, status = (logs / name for name in ("stdout", "stderr", "status"))
+        logs.mkdir(parents=True, exist_ok=True)
+        pid, process = self._fork(
+            {
+                "program": program,
+                "cwd": str(cwd),
+                "environment": environment,
+                "stdout": str(stdout),
+                "stderr": str(stderr),
+                "status": str(status),
+            }
+        )
+        returncode = _wait_for_status(status, process, time.monotonic() + timeout)
+        if returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_for_status(status, process, time.monotonic() + 10)
+
+        def text(path: Path) -> str:
+            return path.read_text(errors="replace") if path.exists() else ""
+
+        return ProgramResult(returncode, text(stdout), text(stderr))
+
+    def close(self) -> None:
+        """Stop the interpreter; a job still running is killed with it."""
+        with self._lock:
+            if self._process is not None:
+                assert self._process.stdin is not None and self._process.stdout is not None
+                self._process.stdin.close()
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+                self._process.stdout.close()
+                self._process = None
+
+
+def _wait_for_status(status: Path, process: subprocess.Popen[bytes], deadline: float) -> int | None:
+    """The exit status the image wrote for the job; -9 if the image died; None at the deadline."""
+    while time.monotonic() < deadline:
+        if status.exists():
+            return int(status.read_text())
+        if process.poll() is not None:
+            return int(status.read_text()) if status.exists() else -signal.SIGKILL
+        time.sleep(STATUS_POLL_SECONDS)
+    return None
+
+
+# The image interpreter itself (run as a script).
+
+
+def _reap(children: dict[int, str]) -> None:
+    while children:
+        try:
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        status = children.pop(pid, None)
+        if status is not None:
+            partial = Path(f"{status}.partial")
+            partial.write_text(str(os.waitstatus_to_exitcode(wait_status)))
+            partial.replace(status)
+
+
+def _run_job(request: dict[str, Any], image_path: list[str]) -> None:
+    """In the forked child: become the job's interpreter and run its program as __main__."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.chdir(request["cwd"])
+    program = Path(request["program"]).absolute()
+    os.environ.clear()
+    os.environ.update(request["environment"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    os.close(null)
+    # The streams already wrap fds 0-2, which now point at the job's files; `python -u` writes
+    # through, as PYTHONUNBUFFERED asks of a fresh interpreter.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
+    python_path = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [str(program.parent), *python_path, *image_path]
+    sys.argv[:] = [request["program"]]
+    # As the interpreter runs a script: a new __main__ whose __file__ is the absolute path.
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=str(program), __builtins__=builtins, __cached__=None)
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", str(program))
+    sys.modules["__main__"] = main
+    exec(compile(program.read_bytes(), str(program), "exec"), main.__dict__)
+
+
+def _serve(libraries: list[str]) -> dict[str, Any] | None:
+    """Answer requests until stdin closes; in a forked child, return its request instead."""
+    for library in libraries:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(library)
+    server = os.getpid()
+    children: dict[int, str] = {}
+    pending = b""
+    try:
+        while True:
+            readable, _, _ = select.select([0], [], [], STATUS_POLL_SECONDS)
+            _reap(children)
+            if not readable:
+                continue
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                return None
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    return request
+                children[pid] = request["status"]
+                os.write(1, json.dumps({"pid": pid}).encode() + b"\n")
+    finally:
+        if os.getpid() == server:
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            for pid in list(children):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    image_path = sys.path[1:]  # the interpreter's own path, without this script's directory
+    request = _serve(sys.argv[1:])
+    if request is not None:
+        _run_job(request, image_path)
+
+
+if __name__ == "__main__":
+    main()
