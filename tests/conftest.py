@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,17 +191,28 @@ def served_model_dir(default_model: tuple[PriceModel, Path]) -> Path:
     return default_model[1]
 
 
+def synthesized_once(tmp_path_factory: pytest.TempPathFactory, name: str, **context: Any) -> Any:
+    """The CDK app synthesized with cdk.json's context and `context` by the first worker that
+    asks, then read by every worker (tests/infra/conftest.py)."""
+    from tests.infra.conftest import Synthesized, synthesize
+
+    outdir = built_once(tmp_path_factory, f"cdk.out.{name}", lambda d: synthesize(d, **context))
+    return Synthesized.read(outdir)
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The CDK app synthesized once per session with cdk.json's context (tests/infra/conftest.py)."""
-    from tests.infra.conftest import synthesize
-
-    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+    """The dev app as `cdk synth` makes it."""
+    return synthesized_once(tmp_path_factory, "dev")
 
 
 @pytest.fixture(scope="session")
 def synthesized_with_endpoint(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The same app with the SageMaker endpoint alternative on (context servingEndpoint=true)."""
-    from tests.infra.conftest import synthesize
+    return synthesized_once(tmp_path_factory, "endpoint", servingEndpoint=True)
 
-    return synthesize(tmp_path_factory.mktemp("cdk.out.endpoint"), servingEndpoint=True)
+
+@pytest.fixture(scope="session")
+def synthesized_stage(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The app of a named stage (staging, prod), each synthesized once for all workers."""
+    return lambda stage: synthesized_once(tmp_path_factory, stage, stage=stage)

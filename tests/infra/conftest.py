@@ -46,14 +46,22 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
 
 @dataclass
 class Synthesized:
-    app: Any
+    """A synthesized cloud assembly, read from its directory (so workers can share one)."""
+
     outdir: Path
-    stacks: dict[str, Any]
+    stacks: dict[str, str]  # construct id -> CloudFormation stack name
+
+    @classmethod
+    def read(cls, outdir: Path) -> Synthesized:
+        from aws_cdk.cx_api import CloudAssembly
+
+        assembly = CloudAssembly(str(outdir))
+        return cls(outdir, {stack.id: stack.stack_name for stack in assembly.stacks})
 
     def template(self, stack: str) -> Any:
         from aws_cdk.assertions import Template
 
-        return Template.from_stack(self.stacks[stack])
+        return Template.from_json(self.raw(stack))
 
     def raw(self, stack: str) -> dict[str, Any]:
         return json.loads((self.outdir / f"{stack}.template.json").read_text())
@@ -66,9 +74,5 @@ def synthesize(outdir: Path, **overrides: Any) -> Synthesized:
     from infra.assets import ensure_built
 
     ensure_built()
-    app = build_app(App(context=cdk_context(**overrides), outdir=str(outdir)))
-    app.synth()
-    stacks = {
-        child.node.id: child for child in app.node.children if hasattr(child, "template_options")
-    }
-    return Synthesized(app, outdir, stacks)
+    build_app(App(context=cdk_context(**overrides), outdir=str(outdir))).synth()
+    return Synthesized.read(outdir)

@@ -4,6 +4,7 @@ transform job's configuration, the catalogue trigger, expiry, and IAM scoped to 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from contracts.names import (
 )
 from infra.stages import PROFILES
 from pipeline.definition import SCORING_ASL_PATH, expected_scoring_substitutions, state_names
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized
 from tests.infra.test_stacks import _statements, resources, state_machine
 
 NAMES = StageNames("dev")
@@ -75,9 +76,9 @@ def test_the_transform_job_splits_by_line_assembles_by_line_within_the_payload_b
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_the_instance_count_is_the_stages(
-    stage: str, synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory
+    stage: str, synthesized: Synthesized, synthesized_stage: Callable[[str], Synthesized]
 ) -> None:
-    app = synthesized if stage == "dev" else synthesize(tmp_path_factory.mktemp(stage), stage=stage)
+    app = synthesized if stage == "dev" else synthesized_stage(stage)
     names = StageNames(stage)
     (prepare,) = [
         f["Properties"]["Environment"]["Variables"]

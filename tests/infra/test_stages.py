@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +14,23 @@ import pytest
 from contracts.names import Env, StageNames
 from contracts.rollout import rollback_alarms, rollout_policy
 from infra.stages import PROFILES
-from tests.infra.conftest import NAME_PROPERTIES, Synthesized, literal_text, synthesize
+from tests.infra.conftest import NAME_PROPERTIES, Synthesized, literal_text
 from tests.infra.test_stacks import expected_policies, resources, stateful_policies
 
 
 @pytest.fixture(scope="module")
 def stages(
-    synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory
+    synthesized: Synthesized, synthesized_stage: Callable[[str], Synthesized]
 ) -> dict[str, Synthesized]:
     return {
         "dev": synthesized,
-        "staging": synthesize(tmp_path_factory.mktemp("staging"), stage="staging"),
-        "prod": synthesize(tmp_path_factory.mktemp("prod"), stage="prod"),
+        "staging": synthesized_stage("staging"),
+        "prod": synthesized_stage("prod"),
     }
 
 
 def physical_names(synthesized: Synthesized) -> set[str]:
-    names = {stack.stack_name for stack in synthesized.stacks.values()}
+    names = set(synthesized.stacks.values())
     for stack in synthesized.stacks:
         for resource in synthesized.raw(stack)["Resources"].values():
             if resource["Type"] in ("AWS::ApiGateway::Model", "AWS::Lambda::Alias"):
