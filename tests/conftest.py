@@ -98,7 +98,7 @@ def classic() -> ClassicSplit:
 
 
 def built_once(
-    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
 ) -> Path:
     """A directory built by the first worker that asks for it, then read by every worker (the
     workers' temporary directories share a parent, pytest-xdist's recipe for session data).

@@ -60,8 +60,8 @@ def test_each_stage_carries_its_declared_policies(
 ) -> None:
     synthesized, profile = stages[stage], PROFILES[stage]
     found = stateful_policies(synthesized)
-    for kind, policy in expected_policies(profile).items():
-        assert found[kind] == {(policy, policy)}, (stage, kind)
+    for kind, expected in expected_policies(profile).items():
+        assert found[kind] == {(expected, expected)}, (stage, kind)
     auto_delete = resources(synthesized, "FacetDataLake", "Custom::S3AutoDeleteObjects")
     assert bool(auto_delete) == (profile.data.policy.name == "DESTROY")
     (function,) = [
