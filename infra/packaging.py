@@ -108,9 +108,8 @@ def training_requirements() -> str:
     return "\n".join(pinned(n for n in names if canonical(n) not in {"typer", "boto3"})) + "\n"
 
 
-# The job's modules are imported under the guard: the tracking writer is a spawned process, and
-# spawn runs this script again in the child as __mp_main__ (1.1 s of pandas and LightGBM imports
-# per job, competing with the fits for the CPUs, when the module imported them at its top).
+# The job's modules are imported under the guard, so that running this script again in a child
+# process (as multiprocessing's spawn does, as __mp_main__) imports none of them.
 TRAINING_ENTRY: Final = (
     '"""SageMaker framework-container entry point (sagemaker_program)."""\n'
     "import sys\n\n"

@@ -153,11 +153,15 @@ class MlflowTracking(Tracking):
     MLflow is imported and talked to in a child process fed in order through a queue: its ~1.5 s
     import and each candidate's figure and uploads run on the second core while the job reads
     its channels and fits the next candidate, instead of adding to the job's time. What must
-    not overlap is done here: a candidate's explanation latency is timed, its files are saved."""
+    not overlap is done here: a candidate's explanation latency is timed, its files are saved.
+
+    The child is forked, at the start of the job: nothing has run in parallel yet (LightGBM's
+    OpenMP threads start with the first fit), and it inherits the job's imports instead of
+    paying for an interpreter of its own."""
 
     def __init__(self, config: TrackingConfig) -> None:
         super().__init__(config)
-        context = multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("fork")
         self._tasks: Any = context.Queue()
         self._answers: Any = context.Queue()
         self._scratch = tempfile.TemporaryDirectory(prefix="facet-tracking-")
