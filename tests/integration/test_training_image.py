@@ -19,7 +19,17 @@ from local_emulation.training_image import IMAGE_LIBRARIES, TrainingImage
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainingImage]:
+    """An image that has imported every library (it imports them while no job waits)."""
     started = TrainingImage(sys.executable, tmp_path_factory.mktemp("image"))
+    code = write_program(
+        tmp_path_factory.mktemp("probe"),
+        f"import sys; print(all(name in sys.modules for name in {list(IMAGE_LIBRARIES)!r}))",
+    )
+    deadline = time.monotonic() + 120
+    logs = tmp_path_factory.mktemp("probe-logs")
+    while started.run("entry.py", code, {}, logs, timeout=60).stdout != "True\n":
+        assert time.monotonic() < deadline, "the image never finished importing its libraries"
+        time.sleep(0.5)
     yield started
     started.close()
 
@@ -93,6 +103,30 @@ def test_exit_codes_are_the_programs_own(image: TrainingImage, tmp_path: Path) -
         assert result.returncode == expected, source
     raised = image.run("entry.py", tmp_path / "code1", {}, tmp_path / "again", timeout=60)
     assert "ValueError: bad hyperparameter" in raised.stderr
+
+
+def test_a_job_ends_as_an_interpreter_does(image: TrainingImage, tmp_path: Path) -> None:
+    # Its threads are joined, then its atexit callbacks run, then its output is flushed.
+    code = write_program(
+        tmp_path / "code",
+        """
+        import atexit, sys, threading, time
+
+        atexit.register(lambda: print("atexit ran"))
+
+        def late():
+            time.sleep(0.3)
+            print("thread finished")
+
+        threading.Thread(target=late).start()
+        sys.stdout.write("no newline yet; ")
+        """,
+    )
+
+    result = image.run("entry.py", code, {}, tmp_path / "logs", timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "no newline yet; thread finished\natexit ran\n"
 
 
 def test_a_job_past_its_runtime_is_stopped_with_the_processes_it_started(
