@@ -247,7 +247,8 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
     """Answer requests until stdin closes; in a forked child, return its request instead.
 
     The libraries are imported one at a time while no request waits: a job asked for early is
-    forked at once with those imported so far, and imports the rest itself, as it would anyway."""
+    forked when the library being imported is in, with those imported so far, and imports the
+    rest itself, as it would anyway."""
     server = os.getpid()
     children: dict[int, str] = {}
     pending, importing = b"", list(libraries)
