@@ -51,6 +51,8 @@ IMAGE_LIBRARIES: Final = (
     "boto3",
 )
 STATUS_POLL_SECONDS: Final = 0.05
+# In the image: the jobs it forked and has not reaped, pid (= process group) -> status file.
+_RUNNING: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,9 @@ def _run_job(request: dict[str, Any], image_path: list[str]) -> None:
         code = 0
     except SystemExit as exit_request:
         code = _exit_code(exit_request.code)
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        code = -signal.SIGINT  # the interpreter ends itself with the signal, as a shell expects
     except BaseException:
         sys.excepthook(*sys.exc_info())
         code = 1
@@ -240,6 +245,9 @@ def _shut_down(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
     os._exit(code)
 
 
@@ -250,7 +258,7 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
     forked when the library being imported is in, with those imported so far, and imports the
     rest itself, as it would anyway."""
     server = os.getpid()
-    children: dict[int, str] = {}
+    children = _RUNNING
     pending, importing = b"", list(libraries)
     try:
         while True:
@@ -284,8 +292,17 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
                     os.waitpid(pid, 0)
 
 
+def _interrupt_jobs(*_: object) -> None:
+    """Ctrl-C in the terminal reaches the image (its parent's process group): pass it on to the
+    jobs, each in a group of its own, as the terminal would have, and keep serving."""
+    for pid in list(_RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGINT)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, _interrupt_jobs)
     image_path = sys.path[1:]  # the interpreter's own path, without this script's directory
     request = _serve(sys.argv[1:])
     if request is not None:

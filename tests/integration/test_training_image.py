@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +128,30 @@ def test_a_job_ends_as_an_interpreter_does(image: TrainingImage, tmp_path: Path)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "no newline yet; thread finished\natexit ran\n"
+
+
+def test_ctrl_c_reaches_the_running_job_and_the_image_keeps_serving(
+    image: TrainingImage, tmp_path: Path
+) -> None:
+    # The terminal's SIGINT reaches the image (the emulator's process group), not the job (a
+    # group of its own): the image passes it on, and prints nothing itself.
+    code = write_program(
+        tmp_path / "code", "import time\nprint('started', flush=True)\ntime.sleep(600)"
+    )
+    assert image.pid is not None
+    interrupt = threading.Timer(1.5, os.kill, (image.pid, signal.SIGINT))
+    interrupt.start()
+
+    result = image.run("entry.py", code, {}, tmp_path / "logs", timeout=60)
+
+    interrupt.join()
+    assert result.returncode == -signal.SIGINT
+    assert result.stdout == "started\n"
+    assert "KeyboardInterrupt" in result.stderr
+    after = write_program(tmp_path / "after", "print('still serving')")
+    assert image.run("entry.py", after, {}, tmp_path / "after-logs", timeout=60).stdout == (
+        "still serving\n"
+    )
 
 
 def test_a_job_past_its_runtime_is_stopped_with_the_processes_it_started(
