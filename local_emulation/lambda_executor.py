@@ -324,11 +324,18 @@ class LambdaExecutor:
             )
 
     def close(self) -> None:
-        """Stop every environment (the emulator stops)."""
+        """Stop every environment (the emulator stops). One still answering an invocation is
+        killed, not closed: that invocation reads its end and releases it, closing it once."""
         with self._lock:
             environments, self._environments = self._environments, []
+            busy = [e for e in environments if e.busy]
+            for environment in busy:
+                environment.retired = True
         for environment in environments:
-            environment.stop()
+            if environment in busy:
+                environment.process.kill()
+            else:
+                environment.stop()
 
 
 def _read_line(descriptor: int, deadline: float) -> bytes | None:

@@ -149,6 +149,37 @@ def test_concurrent_invocations_open_more_environments_up_to_the_reserved_concur
     busy.join()
 
 
+def test_closing_while_an_invocation_runs_answers_it_with_an_exit_error(
+    executor: LambdaExecutor,
+) -> None:
+    # The emulator stops (Ctrl-C) while a pipeline step runs: the step gets Lambda's error for
+    # a runtime that exited, and nothing raises in the thread that invoked it.
+    call(executor, invocation("idle"))
+    outcomes: list[object] = []
+
+    def invoke() -> None:
+        try:
+            outcomes.append(executor.invoke(invocation(), {"sleep": 30}))
+        except Exception as error:  # the test reports what escaped
+            outcomes.append(error)
+
+    running = threading.Thread(target=invoke)
+    running.start()
+    deadline = time.monotonic() + 30
+    while executor.environments("f") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+    executor.close()
+    running.join(30)
+
+    (outcome,) = outcomes
+    assert not isinstance(outcome, Exception), repr(outcome)
+    assert outcome.is_error  # type: ignore[attr-defined]
+    assert json.loads(outcome.payload)["errorType"] == "Runtime.ExitError"  # type: ignore[attr-defined]
+    assert executor.environments() == 0
+
+
 def test_an_idle_environment_is_stopped(tmp_path: Path) -> None:
     executor = LambdaExecutor(tmp_path, {}, idle_seconds=0.5)
     try:
