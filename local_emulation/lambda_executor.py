@@ -327,15 +327,15 @@ class LambdaExecutor:
         """Stop every environment (the emulator stops). One still answering an invocation is
         killed, not closed: that invocation reads its end and releases it, closing it once."""
         with self._lock:
-            environments, self._environments = self._environments, []
-            busy = [e for e in environments if e.busy]
+            busy = [e for e in self._environments if e.busy]
+            idle = [e for e in self._environments if not e.busy]
+            self._environments = []
             for environment in busy:
                 environment.retired = True
-        for environment in environments:
-            if environment in busy:
-                environment.process.kill()
-            else:
-                environment.stop()
+        for environment in busy:
+            environment.process.kill()
+        for environment in idle:
+            environment.stop()
 
 
 def _read_line(descriptor: int, deadline: float) -> bytes | None:

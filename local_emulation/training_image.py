@@ -79,8 +79,8 @@ class TrainingImage:
     @property
     def pid(self) -> int | None:
         """The image interpreter's process id, while it runs."""
-        running = self._process is not None and self._process.poll() is None
-        return self._process.pid if running and self._process is not None else None
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
@@ -167,15 +167,15 @@ def _wait_for_status(status: Path, process: subprocess.Popen[bytes], deadline: f
 # The image interpreter itself (run as a script).
 
 
-def _reap(children: dict[int, str]) -> None:
-    while children:
+def _reap() -> None:
+    while _RUNNING:
         try:
             pid, wait_status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        status = children.pop(pid, None)
+        status = _RUNNING.pop(pid, None)
         if status is not None:
             partial = Path(f"{status}.partial")
             partial.write_text(str(os.waitstatus_to_exitcode(wait_status)))
@@ -258,13 +258,12 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
     forked when the library being imported is in, with those imported so far, and imports the
     rest itself, as it would anyway."""
     server = os.getpid()
-    children = _RUNNING
     pending, importing = b"", list(libraries)
     try:
         while True:
             wait = 0 if importing else STATUS_POLL_SECONDS
             readable, _, _ = select.select([0], [], [], wait)
-            _reap(children)
+            _reap()
             if not readable:
                 if importing:
                     with contextlib.suppress(ImportError):
@@ -280,14 +279,14 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
                 pid = os.fork()
                 if pid == 0:
                     return request
-                children[pid] = request["status"]
+                _RUNNING[pid] = request["status"]
                 os.write(1, json.dumps({"pid": pid}).encode() + b"\n")
     finally:
         if os.getpid() == server:
-            for pid in children:
+            for pid in _RUNNING:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-            for pid in list(children):
+            for pid in list(_RUNNING):
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
 
