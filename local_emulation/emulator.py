@@ -93,7 +93,7 @@ class Seams:
 
 def _patch_points() -> list[tuple[type, str, str]]:
     """Every moto method the seams replace: (class, attribute, the seams' key for it)."""
-    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.codedeploy.models import CodeDeployBackend
     from moto.events.models import Rule
     from moto.sagemaker.models import SageMakerModelBackend
@@ -102,6 +102,7 @@ def _patch_points() -> list[tuple[type, str, str]]:
 
     return [
         (LambdaFunction, "_invoke_lambda", "invoke"),
+        (LambdaBackend, "create_function", "create_function"),
         (SageMakerModelBackend, "create_training_job", "create_training_job"),
         (SageMakerResponse, "create_training_job", "create_training_job_response"),
         (SageMakerModelBackend, "create_transform_job", "create_transform_job"),
@@ -251,6 +252,13 @@ def install_seams(work_dir: Path) -> Seams:
         self.logs_backend.ensure_log_group(self.logs_group_name)
         self.save_logs(logs or "(no output)")
         return result.payload, result.is_error, logs
+
+    def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        function = originals["create_function"](self, spec)
+        # Its runtime image starts importing the image's libraries now, during provisioning,
+        # not at its first cold start.
+        executor.prepare(function.code_bytes)
+        return function
 
     def create_training_job(self: Any, training_job_name: str, **kwargs: Any) -> Any:
         algorithm = kwargs.get("algorithm_specification") or {}
@@ -416,6 +424,7 @@ def install_seams(work_dir: Path) -> Seams:
 
     seams = {
         "invoke": invoke_lambda,
+        "create_function": create_function,
         "create_training_job": create_training_job,
         "create_training_job_response": create_training_job_response,
         "create_transform_job": create_transform_job,

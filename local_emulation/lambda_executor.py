@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import select
-import subprocess
 import sys
 import threading
 import time
@@ -38,9 +37,9 @@ from typing import IO, Final
 
 from infra.packaging import LOCAL_DISTRIBUTIONS_FILE, canonical, installed_closure
 from local_emulation.lambda_bootstrap import BLOCKED_IMPORTS_FILE
+from local_emulation.lambda_runtime_image import RuntimeImage, RuntimeProcess
 
 log = logging.getLogger("facet.emulation.lambda")
-BOOTSTRAP: Final = Path(__file__).with_name("lambda_bootstrap.py")
 # Variables a Lambda runtime provides that the handlers (through boto3) rely on.
 _PASSED_THROUGH: Final = ("PATH", "LANG", "HOME", "TMPDIR")
 _LOG_TAIL_BYTES: Final = 4096
@@ -94,7 +93,7 @@ class ConcurrencyLimitError(Exception):
 class Environment:
     function_name: str
     configuration: str  # digest of code, handler and environment: a change retires it
-    process: subprocess.Popen[bytes]
+    process: RuntimeProcess
     results: int  # read end of the pipe the runtime writes outcomes to
     log_path: Path
     busy: bool = True
@@ -129,6 +128,8 @@ class LambdaExecutor:
         self.cold_starts: Counter[str] = Counter()
         self._environments: list[Environment] = []
         self._lock = threading.Lock()
+        self._runtimes: dict[str, RuntimeImage] = {}
+        self._runtimes_lock = threading.Lock()
 
     def _task_root(self, code: bytes) -> Path:
         digest = hashlib.sha256(code).hexdigest()[:16]
@@ -161,29 +162,45 @@ class LambdaExecutor:
         }
         return environment
 
+    def _runtime(self, task_root: Path) -> RuntimeImage:
+        """The runtime image for what this code may import (one per set of blocked imports)."""
+        blocked = task_root / BLOCKED_IMPORTS_FILE
+        key = blocked.read_text() if blocked.is_file() else ""
+        with self._runtimes_lock:
+            image = self._runtimes.get(key)
+            if image is None:
+                directory = self.work_dir / "lambda-runtimes"
+                directory.mkdir(parents=True, exist_ok=True)
+                image = RuntimeImage(
+                    sys.executable, blocked if blocked.is_file() else None, directory
+                )
+                self._runtimes[key] = image
+        return image
+
+    def prepare(self, code: bytes) -> None:
+        """Extract a function's code and start its runtime image importing its libraries, so
+        that its first cold start does not wait for them (called as functions are created).
+        Code that is not a zip (an image function's) is left to its first invocation to report."""
+        if not zipfile.is_zipfile(io.BytesIO(code)):
+            return
+        self._runtime(self._task_root(code)).start()
+
     def _start(self, invocation: Invocation, configuration: str, task_root: Path) -> Environment:
         read_end, write_end = os.pipe()
         log_dir = self.work_dir / "lambda-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{invocation.function_name}-{uuid.uuid4().hex[:8]}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-I",
-                    "-u",
-                    str(BOOTSTRAP),
-                    str(task_root),
-                    invocation.handler,
-                    str(write_end),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=self._variables(invocation, task_root),
-                pass_fds=(write_end,),
+        log_file = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            process = self._runtime(task_root).spawn(
+                [str(task_root), invocation.handler],
+                self._variables(invocation, task_root),
+                log=log_file,
+                results=write_end,
             )
-        os.close(write_end)
+        finally:
+            os.close(log_file)
+            os.close(write_end)
         return Environment(invocation.function_name, configuration, process, read_end, log_path)
 
     def _configuration(self, invocation: Invocation) -> str:
@@ -336,6 +353,10 @@ class LambdaExecutor:
             environment.process.kill()
         for environment in idle:
             environment.stop()
+        with self._runtimes_lock:
+            runtimes, self._runtimes = list(self._runtimes.values()), {}
+        for runtime in runtimes:
+            runtime.close()
 
 
 def _read_line(descriptor: int, deadline: float) -> bytes | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import threading
 import time
 import zipfile
@@ -244,6 +246,86 @@ def test_a_function_imports_only_what_its_image_has(executor: LambdaExecutor) ->
     # AND a zip that names no distributions sees everything installed (the test's control)
     everything = call(executor, invocation("plain", code=importer(None)), module="sklearn")
     assert everything["imported"] is True
+
+
+PROBE = """
+import os, sys
+
+# What the environment had imported before this module (the function's code) was loaded.
+PRELOADED = sorted(name for name in ("numpy", "pandas", "boto3") if name in sys.modules)
+
+
+def handler(event, context):
+    return {"preloaded": PRELOADED, "pid": os.getpid(), "image": os.getppid()}
+"""
+
+
+def probe(version: int) -> Invocation:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        entry = zipfile.ZipInfo("probe.py", date_time=(2026, 1, 1, 0, 0, 0))
+        archive.writestr(entry, PROBE + f"\nVERSION = {version}\n")
+    return invocation("probe", handler="probe.handler", code=buffer.getvalue())
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    """Whether the process ended (exited, or a zombie its parent has yet to reap)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_cold_start_forks_the_runtime_image_with_its_libraries_imported(
+    executor: LambdaExecutor,
+) -> None:
+    # GIVEN a function whose runtime image was started when the function was created
+    executor.prepare(probe(0).code)
+    # WHEN new environments start while the image imports its libraries, one at a time
+    deadline, seen = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        environment = call(executor, probe(len(seen)))
+        seen.append(environment)
+        if environment["preloaded"] == ["boto3", "numpy", "pandas"]:
+            break
+        time.sleep(0.2)
+    # THEN each one is a child of the same image, and once the image has imported them a new
+    # environment starts with pandas, NumPy and boto3 loaded but its function's module fresh
+    assert seen[-1]["preloaded"] == ["boto3", "numpy", "pandas"], seen
+    assert all(environment["cold"] for environment in seen)
+    assert {environment["image"] for environment in seen} == {seen[0]["image"]}
+    assert seen[0]["image"] != os.getpid()
+
+
+def test_closing_the_executor_stops_its_runtime_images_and_their_environments(
+    tmp_path: Path,
+) -> None:
+    executor = LambdaExecutor(tmp_path, {})
+    environment = call(executor, probe(1))
+    executor.close()
+    assert _gone(int(environment["pid"])) and _gone(int(environment["image"]))
+
+
+def test_a_runtime_image_that_died_is_started_again(executor: LambdaExecutor) -> None:
+    first = call(executor, probe(1))
+    os.kill(int(first["image"]), signal.SIGKILL)
+    assert _gone(int(first["image"]))
+    # its environment lives on (Lambda's do not depend on one another) and is reused
+    again = call(executor, probe(1))
+    assert (again["pid"], again["cold"]) == (first["pid"], False)
+    # a new environment comes from a new image
+    other = call(executor, invocation("other"))
+    assert other["cold"] is True
+    fresh = call(executor, probe(2))
+    assert fresh["image"] != first["image"]
+    executor.close()
+    assert _gone(int(first["pid"])) and _gone(int(fresh["pid"]))
 
 
 def test_the_pipeline_images_distributions_are_read_from_its_dockerfile(tmp_path: Path) -> None:
