@@ -235,7 +235,10 @@ class LambdaExecutor:
                 (
                     e
                     for e in self._environments
-                    if e.configuration == configuration and not e.busy and not e.retired
+                    if e.function_name == invocation.function_name
+                    and e.configuration == configuration
+                    and not e.busy
+                    and not e.retired
                 ),
                 None,
             )

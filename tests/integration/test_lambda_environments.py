@@ -111,6 +111,16 @@ def test_functions_never_share_an_environment_or_its_variables(
     assert call(executor, invocation("red"))["leaked"] == "from red"  # its own, kept
 
 
+def test_functions_with_the_same_code_and_configuration_still_get_their_own_environments(
+    executor: LambdaExecutor,
+) -> None:
+    same = {"environment": {"COLOUR": "shared"}}
+    first = call(executor, invocation("first", **same))
+    second = call(executor, invocation("second", **same))
+    assert second["cold"] is True and second["pid"] != first["pid"]
+    assert executor.cold_starts == {"first": 1, "second": 1}
+
+
 def test_a_crash_discards_the_environment(executor: LambdaExecutor) -> None:
     call(executor, invocation())
     crashed = executor.invoke(invocation(), {"exit": True})
