@@ -70,6 +70,7 @@ lint: $(SETUP_STAMP) ## ruff, its formatter's check and mypy (what test and chec
 
 bench: $(SETUP_STAMP) $(LOCALSTACK_STAMP) ## Measured targets, printed (not tests). Needs Debian's wrk.
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_lambda_cold_start.py
 	$(BIN)/python benchmarks/bench_pipeline.py --repeats 2
 	$(BIN)/python benchmarks/bench_pipeline.py --backend localstack
 	$(BIN)/python benchmarks/bench_serving.py
