@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -131,10 +132,14 @@ class RuntimeImage:
             self._stop()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             blocked = str(self.blocked_file) if self.blocked_file is not None else ""
-            with theirs:
+            log = self.work_dir / f"runtime-image-{id(self):x}.log"
+            with theirs, log.open("ab") as output:
                 self._process = subprocess.Popen(
                     [self.python, "-I", "-u", str(Path(__file__).resolve()), blocked],
                     stdin=theirs.fileno(),
+                    # A library's warning at import is the image's, not the terminal's.
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
                     cwd=self.work_dir,
                     # Lambda's runtime starts with little more than these; each environment
                     # brings its function's variables.
@@ -225,8 +230,7 @@ def _run_environment(request: dict[str, Any], fds: list[int], bootstrap: Any) ->
     os.environ.clear()
     os.environ.update(request["environment"])
     time.tzset()
-    if "tempfile" in sys.modules:  # a library's import may have settled it from the image's
-        sys.modules["tempfile"].tempdir = None
+    tempfile.tempdir = None  # a library's import may have settled it from the image's variables
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
     sys.argv[:] = [bootstrap.__file__, *request["argv"], str(results)]
