@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import json
 import os
+import runpy
 import select
 import signal
 import socket
@@ -34,7 +35,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Final, NoReturn
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
+
+if TYPE_CHECKING:
+    from local_emulation.forked_children import ForkedChildren
 
 # What a function's image may hold and its handler imports; one the image lacks is skipped.
 RUNTIME_LIBRARIES: Final = (
@@ -49,7 +53,11 @@ RUNTIME_LIBRARIES: Final = (
 )
 STATUS_POLL_SECONDS: Final = 0.02
 _REQUEST_BYTES: Final = 1 << 20  # a function's variables are at most 4 KB in Lambda
-_RUNNING: dict[int, str] = {}  # in the image: forked environments not yet reaped -> status file
+# In the image: the environments it forked and has not reaped (loaded by path: see
+# forked_children.py).
+_CHILDREN: ForkedChildren = runpy.run_path(str(Path(__file__).with_name("forked_children.py")))[
+    "ForkedChildren"
+]()
 
 
 class RuntimeProcess:
@@ -200,27 +208,12 @@ class RuntimeImage:
 # The image interpreter itself (run as a script).
 
 
-def _reap() -> None:
-    while _RUNNING:
-        try:
-            pid, wait_status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        status = _RUNNING.pop(pid, None)
-        if status is not None:
-            partial = Path(f"{status}.partial")
-            partial.write_text(str(os.waitstatus_to_exitcode(wait_status)))
-            partial.replace(status)
-
-
 def _run_environment(request: dict[str, Any], fds: list[int], bootstrap: Any) -> NoReturn:
     """In the forked child: become the environment's runtime and run its loop until stdin
     closes (the executor kills an environment it stops, as Lambda does)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _RUNNING.clear()
+    _CHILDREN.running.clear()
     stdin, log, results = fds
     os.dup2(stdin, 0)  # replaces the image's request socket
     os.dup2(log, 1)
@@ -256,7 +249,7 @@ def _serve(channel: socket.socket, libraries: list[str]) -> tuple[dict[str, Any]
     try:
         while True:
             readable, _, _ = select.select([channel], [], [], 0 if importing else 0.05)
-            _reap()
+            _CHILDREN.reap()
             if not readable:
                 if importing:
                     with contextlib.suppress(ImportError):
@@ -272,16 +265,11 @@ def _serve(channel: socket.socket, libraries: list[str]) -> tuple[dict[str, Any]
                 return request, fds
             for fd in fds:
                 os.close(fd)
-            _RUNNING[pid] = request["status"]
+            _CHILDREN.add(pid, request["status"])
             channel.send(json.dumps({"pid": pid}).encode())
     finally:
         if os.getpid() == server:
-            for pid in _RUNNING:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            for pid in list(_RUNNING):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
+            _CHILDREN.end(os.kill)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import importlib
 import importlib.machinery
 import json
 import os
+import runpy
 import select
 import signal
 import subprocess
@@ -34,7 +35,10 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+if TYPE_CHECKING:
+    from local_emulation.forked_children import ForkedChildren
 
 # What the framework image installs and every job imports; a missing one is skipped.
 IMAGE_LIBRARIES: Final = (
@@ -51,8 +55,11 @@ IMAGE_LIBRARIES: Final = (
     "boto3",
 )
 STATUS_POLL_SECONDS: Final = 0.05
-# In the image: the jobs it forked and has not reaped, pid (= process group) -> status file.
-_RUNNING: dict[int, str] = {}
+# In the image: the jobs it forked and has not reaped, each the leader of its process group
+# (loaded by path: see forked_children.py).
+_CHILDREN: ForkedChildren = runpy.run_path(str(Path(__file__).with_name("forked_children.py")))[
+    "ForkedChildren"
+]()
 
 
 @dataclass(frozen=True)
@@ -167,21 +174,6 @@ def _wait_for_status(status: Path, process: subprocess.Popen[bytes], deadline: f
 # The image interpreter itself (run as a script).
 
 
-def _reap() -> None:
-    while _RUNNING:
-        try:
-            pid, wait_status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        status = _RUNNING.pop(pid, None)
-        if status is not None:
-            partial = Path(f"{status}.partial")
-            partial.write_text(str(os.waitstatus_to_exitcode(wait_status)))
-            partial.replace(status)
-
-
 def _run_job(request: dict[str, Any], image_path: list[str]) -> None:
     """In the forked child: become the job's interpreter and run its program as __main__."""
     os.setsid()
@@ -263,7 +255,7 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
         while True:
             wait = 0 if importing else STATUS_POLL_SECONDS
             readable, _, _ = select.select([0], [], [], wait)
-            _reap()
+            _CHILDREN.reap()
             if not readable:
                 if importing:
                     with contextlib.suppress(ImportError):
@@ -279,24 +271,17 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
                 pid = os.fork()
                 if pid == 0:
                     return request
-                _RUNNING[pid] = request["status"]
+                _CHILDREN.add(pid, request["status"])
                 os.write(1, json.dumps({"pid": pid}).encode() + b"\n")
     finally:
         if os.getpid() == server:
-            for pid in _RUNNING:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-            for pid in list(_RUNNING):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
+            _CHILDREN.end(os.killpg)
 
 
 def _interrupt_jobs(*_: object) -> None:
     """Ctrl-C in the terminal reaches the image (its parent's process group): pass it on to the
     jobs, each in a group of its own, as the terminal would have, and keep serving."""
-    for pid in list(_RUNNING):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGINT)
+    _CHILDREN.signal_all(os.killpg, signal.SIGINT)
 
 
 def main() -> None:
