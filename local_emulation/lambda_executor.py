@@ -2,17 +2,18 @@
 execution environments that are reused as Lambda reuses them.
 
 An environment is one interpreter running `lambda_bootstrap.py` for one function, code and
-configuration. The first invocation starts it (a cold start, counted and logged); later
-invocations reuse it while it is idle, so module-level state persists between them exactly as in
-Lambda. Concurrent invocations open more environments, up to the function's reserved concurrency
-(beyond it: TooManyRequestsException, as Lambda throttles). A new code hash or configuration
-retires the old environments; a crash or a timeout discards the environment; an environment idle
-past `idle_seconds` is stopped. The deployment zip is extracted once per code hash; third-party
-packages come from this virtualenv, standing in for the function's image or package. A zip that
-names the distributions the function has in AWS (infra.packaging.LOCAL_DISTRIBUTIONS_FILE) may
-import only those, their dependencies and its own code: a handler importing something its image
-lacks fails here as in AWS, and an optional import (lightgbm's of scikit-learn) is skipped as
-there.
+configuration, forked from the runtime image for the function's importable distributions
+(lambda_runtime_image.py: the image's libraries imported once, the function's code at Init). The
+first invocation starts it (a cold start, counted and logged); later invocations reuse it while it
+is idle, so module-level state persists between them exactly as in Lambda. Concurrent invocations
+open more environments, up to the function's reserved concurrency (beyond it:
+TooManyRequestsException, as Lambda throttles). A new code hash or configuration retires the old
+environments; a crash or a timeout discards the environment; an environment idle past
+`idle_seconds` is stopped. The deployment zip is extracted once per code hash; third-party packages
+come from this virtualenv, standing in for the function's image or package. A zip that names the
+distributions the function has in AWS (infra.packaging.LOCAL_DISTRIBUTIONS_FILE) may import only
+those, their dependencies and its own code: a handler importing something its image lacks fails
+here as in AWS, and an optional import (lightgbm's of scikit-learn) is skipped as there.
 """
 
 from __future__ import annotations
@@ -183,7 +184,10 @@ class LambdaExecutor:
         Code that is not a zip (an image function's) is left to its first invocation to report."""
         if not zipfile.is_zipfile(io.BytesIO(code)):
             return
-        self._runtime(self._task_root(code)).start()
+        try:
+            self._runtime(self._task_root(code)).start()
+        except OSError as error:  # only an optimization: the function is created regardless
+            log.warning("the Lambda runtime image did not start ahead of time: %s", error)
 
     def _start(self, invocation: Invocation, configuration: str, task_root: Path) -> Environment:
         read_end, write_end = os.pipe()
@@ -198,6 +202,9 @@ class LambdaExecutor:
                 log=log_file,
                 results=write_end,
             )
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
             os.close(log_file)
             os.close(write_end)
