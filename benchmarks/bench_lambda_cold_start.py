@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import Figures
+
 from contracts.names import PIPELINE_CODE_PACKAGES
 from infra.packaging import image_distributions, lambda_zip
 from local_emulation.lambda_executor import Invocation, LambdaExecutor
@@ -79,12 +81,25 @@ def main() -> None:
         finally:
             executor.close()
 
-    def figures(values: list[float]) -> str:
-        listed = ", ".join(f"{value:.2f}" for value in values)
-        return f"median {statistics.median(values):.2f} s ({listed})"
-
-    print(f"pipeline step cold start, forked from the runtime image: {figures(forked)}")
-    print(f"the same handler imported by a fresh interpreter (before):  {figures(fresh)}")
+    print(
+        "forked:",
+        ", ".join(f"{v:.2f}" for v in forked),
+        "s; fresh interpreter:",
+        ", ".join(f"{v:.2f}" for v in fresh),
+        "s",
+        flush=True,
+    )
+    figures = Figures(
+        "Lambda cold start (emulator)", "python benchmarks/bench_lambda_cold_start.py"
+    )
+    figures.line(
+        f"pipeline step cold start, forked from the runtime image (median of {repeats})",
+        f"{statistics.median(forked):.2f} s",
+        "(info)",
+        None,
+        before=f"{statistics.median(fresh):.2f} s, a fresh interpreter importing the handler",
+    )
+    figures.save()
 
 
 if __name__ == "__main__":
