@@ -129,12 +129,6 @@ class RuntimeImage:
         with self._lock:
             self._ensure_started()
 
-    @property
-    def pid(self) -> int | None:
-        """The image interpreter's process id, while it runs."""
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
-
     def _ensure_started(self) -> socket.socket:
         if self._process is None or self._process.poll() is not None or self._socket is None:
             self._stop()
