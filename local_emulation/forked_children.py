@@ -1,6 +1,7 @@
 """What the emulator's two images (`training_image.py`, `lambda_runtime_image.py`) do as the parent
 of the processes they fork: note each child with the file its exit status goes to, write that
-status when the child is reaped, and end the children left when the image ends.
+status when the child is reaped, end the children left when the image ends, and, between
+requests, import the image's libraries one at a time.
 
 Each image runs as a script that imports the standard library only and nothing of the project's
 packages (a job or an environment forked from it must find none of them preloaded), so it loads
@@ -11,10 +12,13 @@ library itself.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import select
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class ForkedChildren:
@@ -41,6 +45,17 @@ class ForkedChildren:
                 partial = Path(f"{status}.partial")
                 partial.write_text(str(os.waitstatus_to_exitcode(wait_status)))
                 partial.replace(status)
+
+    def wait_for_request(self, source: Any, importing: list[str], poll_seconds: float) -> bool:
+        """Whether a request is ready on `source` (a descriptor or socket). Meanwhile ended
+        children are reaped and, while no request waits, the next of `importing` is imported (a
+        missing one skipped): a child asked for early is forked with those imported so far."""
+        readable, _, _ = select.select([source], [], [], 0 if importing else poll_seconds)
+        self.reap()
+        if not readable and importing:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(importing.pop(0))
+        return bool(readable)
 
     def signal_all(self, kill: Callable[[int, int], None], signal_number: int) -> None:
         """`kill(pid, signal_number)` for every running child (`os.kill`, or `os.killpg` for

@@ -242,12 +242,7 @@ def _serve(channel: socket.socket, libraries: list[str]) -> tuple[dict[str, Any]
     server, importing = os.getpid(), list(libraries)
     try:
         while True:
-            readable, _, _ = select.select([channel], [], [], 0 if importing else 0.05)
-            _CHILDREN.reap()
-            if not readable:
-                if importing:
-                    with contextlib.suppress(ImportError):
-                        importlib.import_module(importing.pop(0))
+            if not _CHILDREN.wait_for_request(channel, importing, 0.05):
                 continue
             data, fds, _, _ = socket.recv_fds(channel, _REQUEST_BYTES, 3)
             if not data:

@@ -26,7 +26,6 @@ import importlib.machinery
 import json
 import os
 import runpy
-import select
 import signal
 import subprocess
 import sys
@@ -253,13 +252,7 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
     pending, importing = b"", list(libraries)
     try:
         while True:
-            wait = 0 if importing else STATUS_POLL_SECONDS
-            readable, _, _ = select.select([0], [], [], wait)
-            _CHILDREN.reap()
-            if not readable:
-                if importing:
-                    with contextlib.suppress(ImportError):
-                        importlib.import_module(importing.pop(0))
+            if not _CHILDREN.wait_for_request(0, importing, STATUS_POLL_SECONDS):
                 continue
             chunk = os.read(0, 1 << 16)
             if not chunk:
