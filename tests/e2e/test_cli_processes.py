@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,7 +173,16 @@ def test_demo_runs_end_to_end_from_a_cold_start(tmp_path: Path) -> None:
     with kept_demo(arguments, tmp_path, _environment()) as demo:
         output = demo.output
         assert "Approved (production)" in output
-        assert "first production model" in output
+        # production is when the deploy function wrote the pointer: after provisioning, before
+        # the first run (which writes its report afterwards) ended
+        first = re.search(
+            r"first production model ([\d.]+) s after a cold start \(the production pointer "
+            r"named v1\); the first batch's run, report and all, ended at ([\d.]+) s",
+            output,
+        )
+        provisioned = re.search(r"resources provisioned \(([\d.]+) s\)", output)
+        assert first and provisioned, output
+        assert float(provisioned[1]) < float(first[1]) <= float(first[2]), output
         assert "the example stone: $" in output  # the demo called its API with the key
         assert "-H 'x-api-key: partner-key-1'" in output
         # the last act, at the emulator's default time compression: the mislabelled candidate's
