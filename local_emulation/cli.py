@@ -24,6 +24,7 @@ import typer
 
 from contracts.api import API_KEY_HEADER
 from contracts.names import API_STAGE, RAW_BATCH_PATTERN, Env, StageNames, TrainingJobEnv, Zone
+from contracts.pointer import ProductionPointer
 from contracts.schema import example_diamond
 from contracts.settings import Settings
 from local_emulation import (
@@ -521,11 +522,13 @@ def _first_production(session: Session, started: float) -> str:
     parameter = session.deployment.names.production_parameter
     ssm = client("ssm")
     try:
-        written = ssm.get_parameter(Name=parameter)["Parameter"]["LastModifiedDate"]
+        pointer = ssm.get_parameter(Name=parameter)["Parameter"]
     except ssm.exceptions.ParameterNotFound:
         return f"  no production model after the first batch ({ended:.1f} s after a cold start)"
+    # the version and its time from the same read
+    version = ProductionPointer.from_json(pointer["Value"]).version
     started_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ended)
-    version = registry.read_pointer(ssm, parameter).version
+    written = pointer["LastModifiedDate"]
     return (
         f"  first production model {(written - started_at).total_seconds():.1f} s after a cold "
         f"start (the production pointer named v{version}); the first batch's run, report and "
