@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from training.explain import group_contributions
 from training.predict import PriceModel
 
 IMPORTANCE_SAMPLE = 500
+# Fixed margins around the plot, in inches, wide enough for the longest labels the report draws:
+# tight_layout measured every label on each save (~0.09 s a figure, a third of the plotting).
+MARGINS_INCHES: Final = {"left": 0.95, "right": 0.2, "bottom": 0.55, "top": 0.35}
 
 
 def _save_figure(fig: Any, directory: Path, topic: str) -> str:
@@ -24,7 +27,13 @@ def _save_figure(fig: Any, directory: Path, topic: str) -> str:
     import matplotlib.pyplot as plt
 
     name = figure_name(topic, dt.date.today().isoformat())
-    fig.tight_layout()
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=MARGINS_INCHES["left"] / width,
+        right=1 - MARGINS_INCHES["right"] / width,
+        bottom=MARGINS_INCHES["bottom"] / height,
+        top=1 - MARGINS_INCHES["top"] / height,
+    )
     fig.savefig(directory / name, dpi=90)
     plt.close(fig)
     return name
