@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -37,7 +38,7 @@ from local_emulation import (
 )
 from local_emulation.experiments_view import plain_text
 from local_emulation.gateway import Gateway
-from local_emulation.processes import free_port
+from local_emulation.processes import PortInUseError, free_port, require_free_port
 from local_emulation.provision import client, serving_environment
 from local_emulation.session import (
     MOTO_SERVICES_WITH_LOCALSTACK,
@@ -226,6 +227,22 @@ def print_models(session: Session) -> None:
             typer.echo(f"  {execution['name']}: {described.get('error')}: {described.get('cause')}")
 
 
+def session_gateway(
+    session: Session,
+    port: int,
+    workers: int,
+    api_key: str | None = None,
+    cors_origins: list[str] | None = None,
+) -> Gateway:
+    """The price API's gateway in front of the session's serving function, not yet started."""
+    environment = dict(os.environ) | serving_environment(session.deployment)
+    # As API Gateway: invoke the serving function's alias, version by version (its weights).
+    environment[Env.LOCAL_GATEWAY_FUNCTION.value] = session.deployment.names.serving_function
+    if cors_origins:
+        environment[Env.CORS_ALLOWED_ORIGINS.value] = ",".join(cors_origins)
+    return Gateway(port, workers=workers, api_key=api_key, environment=environment)
+
+
 def start_gateway(
     session: Session,
     port: int,
@@ -233,12 +250,7 @@ def start_gateway(
     api_key: str | None = None,
     cors_origins: list[str] | None = None,
 ) -> Gateway:
-    environment = dict(os.environ) | serving_environment(session.deployment)
-    # As API Gateway: invoke the serving function's alias, version by version (its weights).
-    environment[Env.LOCAL_GATEWAY_FUNCTION.value] = session.deployment.names.serving_function
-    if cors_origins:
-        environment[Env.CORS_ALLOWED_ORIGINS.value] = ",".join(cors_origins)
-    return Gateway(port, workers=workers, api_key=api_key, environment=environment).start()
+    return session_gateway(session, port, workers, api_key, cors_origins).start()
 
 
 def _key_header(api_key: str | None) -> str:
@@ -328,6 +340,7 @@ def _guard(action: Callable[[], Any]) -> Any:
         holdouts.HoldoutRefreshError,
         EndpointError,
         PreflightError,
+        PortInUseError,
     ) as error:
         _fail(str(error))
     except urllib.error.HTTPError as error:
@@ -420,14 +433,19 @@ def demo(
     def run() -> None:
         use_localstack = localstack_url if backend is Backend.LOCALSTACK else None
         stand_in = {"api_stand_in": f"http://127.0.0.1:{api_port}/{API_STAGE}"}
-        with open_session(
-            port=port,
-            record=True,
-            fresh=external is None,
-            localstack_url=use_localstack,
-            provision_options=stand_in if use_localstack else None,
-            tracking=tracking,
-        ) as session:
+        # Checked now, not when the API starts after the batches.
+        require_free_port(api_port, "the price API, --api-port")
+        with (
+            open_session(
+                port=port,
+                record=True,
+                fresh=external is None,
+                localstack_url=use_localstack,
+                provision_options=stand_in if use_localstack else None,
+                tracking=tracking,
+            ) as session,
+            contextlib.ExitStack() as stopping,
+        ):
             elapsed = time.monotonic() - started
             typer.echo(f"resources provisioned ({elapsed:.1f} s); where each service runs:")
             for service, endpoint, label in service_backends(session.labels):
@@ -437,6 +455,8 @@ def demo(
                     f"  {'MLflow':<14} {'(local)':<16} {session.tracking.url}  "
                     "(experiments: each training job's run appears there)"
                 )
+            gateway = session_gateway(session, api_port, workers=2, api_key=api_key)
+            stopping.callback(gateway.stop)
             directory = Path("build/batches")
             plan = make_batches(len(changes), rows=rows, changes=changes)
             for index, batch in enumerate(plan):
@@ -446,6 +466,10 @@ def demo(
                 typer.echo(
                     f"\nbatch {index + 1}/{len(plan)}: {batch.name} — {labels[batch.change]}{level}"
                 )
+                if index == len(plan) - 1 and index > 0:
+                    # The API's workers start while the last batch runs (~2.6 s of start-up off
+                    # the end); not sooner: each polls the serving alias 5 times a second.
+                    gateway.launch()
                 results = _run_batches(session, [(batch.write(directory), batch.name)], started)
                 if index == 0:
                     typer.echo(_first_production(session, started))
@@ -455,7 +479,7 @@ def demo(
             typer.echo("\nModel registry:")
             print_models(session)
             typer.echo(f"\nReports: {REPORTS_DIR}/")
-            with start_gateway(session, api_port, workers=2, api_key=api_key) as gateway:
+            with gateway.start():
                 if use_localstack:
                     show_localstack_api(session, gateway, use_localstack)
                 else:

@@ -456,6 +456,7 @@ class Gateway:
         self.port, self.workers, self.stage, self.api_key = port, workers, stage, api_key
         self.environment = environment or dict(os.environ)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._answered = False
         self.url = f"http://127.0.0.1:{port}/{stage}"
 
     @classmethod
@@ -482,7 +483,9 @@ class Gateway:
     def started(self) -> bool:
         return bool(self.processes)
 
-    def start(self, timeout: float = 60) -> Gateway:
+    def launch(self) -> Gateway:
+        """Start the worker processes and return at once: they import the app and load the
+        serving function while the caller goes on; `start` then waits for the first answer."""
         if self.started:
             return self
         command = [
@@ -499,12 +502,24 @@ class Gateway:
         try:
             for _ in range(self.workers):
                 self.processes.append(subprocess.Popen(command, env=self.environment))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start(self, timeout: float = 60) -> Gateway:
+        """Launch the workers (unless `launch` did) and wait until one answers /health."""
+        if self._answered:
+            return self
+        self.launch()
+        try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if any(p.poll() is not None for p in self.processes):
                     raise RuntimeError("a gateway worker exited while starting")
                 try:
                     with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                        self._answered = True
                         return self
                 except OSError:
                     time.sleep(0.2)
@@ -530,6 +545,7 @@ class Gateway:
                 process.kill()
                 process.wait(timeout=5)
         self.processes = []
+        self._answered = False
 
     def __enter__(self) -> Gateway:
         return self.start()

@@ -40,6 +40,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class PortInUseError(Exception):
+    """A port a server of ours is about to listen on is taken."""
+
+
+def require_free_port(port: int, what: str) -> None:
+    """Refuse a taken port before a server is started on it: moto's threaded server waits
+    forever for a server thread that died of "Address already in use"."""
+    with socket.socket() as probe:
+        # As the servers themselves bind: a port held only by connections in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise PortInUseError(
+                f"port {port} on 127.0.0.1 ({what}) is in use ({error.strerror}): is another "
+                "facet demo or facet serve running? Stop it (Ctrl-C), or choose another port."
+            ) from None
+
+
 def clean_environment() -> dict[str, str]:
     """This process's environment without AWS settings or moto's port: for a child process that
     must find its endpoints itself rather than inherit an emulator's."""

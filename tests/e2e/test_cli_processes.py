@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,6 +102,38 @@ def test_emulator_gone_mid_run_gives_a_clear_error_not_a_hang(tmp_path: Path) ->
         assert "Traceback" not in output
         # AND the MLflow tracking server it started does not outlive it
         assert _servers_started_in(tmp_path, within=10) == []
+
+
+@pytest.mark.parametrize(
+    ("taken", "named"),
+    [("--port", "the embedded AWS emulator"), ("--api-port", "the price API, --api-port")],
+)
+def test_demo_on_a_taken_port_says_so_at_once_instead_of_hanging(
+    tmp_path: Path, taken: str, named: str
+) -> None:
+    # GIVEN a port someone else listens on (a kept demo, say), the other one free
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        ports = {"--port": str(free_port()), "--api-port": str(free_port())} | {taken: str(busy)}
+        # WHEN a demo is asked to use it
+        started = time.monotonic()
+        demo = subprocess.run(
+            [*FACET, "demo", "--exit", *(x for pair in ports.items() for x in pair)],
+            cwd=tmp_path,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    # THEN it stops before provisioning anything, naming the port and what needed it
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert f"port {busy} on 127.0.0.1 ({named}) is in use" in demo.stderr
+    assert "Traceback" not in demo.stdout + demo.stderr
+    assert "resources provisioned" not in demo.stdout
+    assert time.monotonic() - started < 30
 
 
 def _servers_started_in(directory: Path, within: float) -> list[int]:
