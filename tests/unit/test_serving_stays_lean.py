@@ -40,3 +40,15 @@ def test_serving_entry_points_import_no_mlflow() -> None:
     assert "serving.handler" in loaded and "fastapi" in loaded
     assert not [m for m in loaded if m.split(".")[0] in {"mlflow", "sagemaker_mlflow"}]
     assert "training.tracking" not in loaded
+
+
+def test_what_the_local_gateway_hides_is_really_absent_from_the_serving_package() -> None:
+    # The local gateway's workers hide these modules so that they import what the Lambda
+    # imports; hiding one the package does ship would break serving locally for no reason.
+    from local_emulation.gateway import ABSENT_FROM_THE_SERVING_PACKAGE
+
+    distributions = {"sklearn": "scikit-learn"}
+    closure = installed_closure(serving_requirements())
+    hidden = {distributions.get(name, name) for name in ABSENT_FROM_THE_SERVING_PACKAGE}
+    assert "lightgbm" in closure
+    assert not hidden & closure, sorted(hidden & closure)
