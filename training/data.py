@@ -53,26 +53,26 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return typed.reset_index(drop=True)
 
 
-def canonical_rows(frame: pd.DataFrame) -> pd.Series:
+def canonical_rows(frame: pd.DataFrame) -> list[str]:
     """One canonical text per row, identical for equal values however the source spelled them."""
     columns = [column for column in LABELLED_COLUMNS if column in frame.columns]
-    parts = []
+    parts: list[list[str]] = []
     for column in columns:
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values):
-            # repr of a float64 is the shortest text that round-trips, so "55" and "55.0" agree.
-            parts.append(values.astype("float64").map(repr).astype(str))
+            # repr of a float is the shortest text that round-trips, so "55" and "55.0" agree.
+            # Over plain Python floats: half the time of Series.map(repr), a third of numpy's
+            # astype(str) (the same texts).
+            parts.append(list(map(repr, values.to_numpy(dtype="float64").tolist())))
         else:
-            parts.append(values.astype(str))
-    if frame.empty:
-        return pd.Series([], index=frame.index, dtype=str)
-    return parts[0].str.cat(parts[1:], sep="|")  # type: ignore[arg-type]
+            parts.append(values.astype(str).tolist())
+    return ["|".join(row) for row in zip(*parts, strict=True)]
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.Series:
     """sha256 (hex) of each row's canonical text."""
-    texts = canonical_rows(frame)
-    return texts.map(lambda text: hashlib.sha256(text.encode()).hexdigest())
+    hashes = [hashlib.sha256(text.encode()).hexdigest() for text in canonical_rows(frame)]
+    return pd.Series(hashes, index=frame.index, dtype=object)
 
 
 def content_hash(hashes: pd.Series | list[str]) -> str:

@@ -85,6 +85,21 @@ def test_row_hash_ignores_number_spelling() -> None:
     assert row_hashes(a).iloc[0] == row_hashes(b).iloc[0]
 
 
+def test_row_hashes_are_the_ones_the_lake_already_holds(classic: ClassicSplit) -> None:
+    # A row's hash is its identity in manifests written by earlier releases (the frozen
+    # holdout's, each dataset's): a faster implementation must give the same texts, bit for bit.
+    from contracts.schema import example_diamond
+    from training.data import row_hashes
+
+    stone = pd.DataFrame([example_diamond() | {"price": 2757.0}])
+    assert row_hashes(stone).iloc[0] == (
+        "f39689a54b7eadb64c7fbafbbb2e3e83c35613696f293780a638c6eb364ab091"
+    )
+    assert classic.manifest.holdout_hash == (
+        "702c047c2f951581fa843fde9b08b7fa9845f349783b130b1409be56defb797a"
+    )
+
+
 def test_shipped_file_is_where_the_docs_say() -> None:
     assert CLASSIC_DATA_PATH.name == "diamonds.csv.gz"
     assert (CLASSIC_DATA_PATH.parent / "README.md").exists()
