@@ -184,6 +184,15 @@ class BackgroundTraffic:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def wait_until_flowing(self, answers: int = 10, timeout: float = 10.0) -> bool:
+        """Wait until `answers` requests were answered (traffic flows), at most `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while len(self.answers) < answers:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def failed(self) -> list[Answer]:
         return [a for a in self.answers if a[1] != 200]
 

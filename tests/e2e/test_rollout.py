@@ -156,7 +156,7 @@ def test_a_canary_completes_and_the_alias_ends_on_the_new_version_with_no_failed
 ) -> None:
     # GIVEN production, and traffic flowing through the gateway
     with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
-        time.sleep(1)
+        assert traffic.wait_until_flowing()
         # WHEN an equally good model is approved
         candidate = approve(emulator, publish(deployment, served_model_dir))
         time.sleep(1)
@@ -188,7 +188,7 @@ def test_a_candidate_whose_prices_disagree_is_rolled_back_within_an_evaluation_p
     before = production()
     live_before = alias()["FunctionVersion"]
     with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
-        time.sleep(1)
+        assert traffic.wait_until_flowing()
         bad = approve(emulator, publish(deployment, mislabelled_model_dir))
     info = latest_deployment()
     timeline = info["deploymentStatusMessages"]
@@ -215,7 +215,7 @@ def test_a_canary_that_answers_errors_is_rolled_back_and_production_is_unchanged
     before = production()
     live_before = alias()["FunctionVersion"]
     with BackgroundTraffic(gateway.port, gateway.stage) as traffic:
-        time.sleep(1)
+        assert traffic.wait_until_flowing()
         # an artifact that does not match its recorded sha256: the canary cannot load it
         broken = approve(emulator, publish(deployment, served_model_dir, recorded_sha="0" * 64))
         time.sleep(1)
