@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import contextlib
+import gc
 import importlib
 import importlib.machinery
 import json
@@ -261,6 +262,10 @@ def _serve(libraries: list[str]) -> dict[str, Any] | None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 request = json.loads(line)
+                # The child's collections then skip the image's own objects (~270,000 after its
+                # imports: 0.11 s of a training job's 0.12 s of collecting), and leave their pages
+                # shared with the image instead of writing to each one's header.
+                gc.freeze()
                 pid = os.fork()
                 if pid == 0:
                     return request
