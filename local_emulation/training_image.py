@@ -289,6 +289,9 @@ def main() -> None:
     request = _serve(sys.argv[1:])
     if request is not None:
         _run_job(request, image_path)
+    # The runner closed stdin and waits: tearing down pandas, LightGBM, MLflow and the rest
+    # would only delay it (as the Lambda runtime image does).
+    os._exit(0)
 
 
 if __name__ == "__main__":
