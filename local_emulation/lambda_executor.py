@@ -359,7 +359,9 @@ class LambdaExecutor:
             self._environments = []
             for environment in busy:
                 environment.retired = True
-        for environment in busy:
+        # Every one is signalled first, then each awaited: their ends overlap instead of being
+        # waited for one after another (ten environments took 0.4 s of the demo's exit).
+        for environment in busy + idle:
             environment.process.kill()
         for environment in idle:
             environment.stop()
