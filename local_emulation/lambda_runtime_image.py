@@ -249,9 +249,9 @@ def _serve(channel: socket.socket, libraries: list[str]) -> tuple[dict[str, Any]
             if not data:
                 return None
             request = json.loads(data)
-            # The child's collections then skip the image's own objects (~270,000 after its
-            # imports: 0.11 s of a training job's 0.12 s of collecting), and leave their pages
-            # shared with the image instead of writing to each one's header.
+            # The child's collections then skip the image's own objects (its libraries', as in
+            # the training image), and leave their pages shared with the image instead of
+            # writing to each one's header.
             gc.freeze()
             pid = os.fork()
             if pid == 0:
