@@ -245,16 +245,6 @@ def session_gateway(
     return Gateway(port, workers=workers, api_key=api_key, environment=environment)
 
 
-def start_gateway(
-    session: Session,
-    port: int,
-    workers: int,
-    api_key: str | None = None,
-    cors_origins: list[str] | None = None,
-) -> Gateway:
-    return session_gateway(session, port, workers, api_key, cors_origins).start()
-
-
 def _key_header(api_key: str | None) -> str:
     return f" -H '{API_KEY_HEADER}: {api_key}'" if api_key else ""
 
@@ -640,7 +630,7 @@ def serve(
     def run() -> None:
         with (
             open_session() as session,
-            start_gateway(session, port, workers, api_key, cors_origin or []) as gateway,
+            session_gateway(session, port, workers, api_key, cors_origin or []) as gateway,
         ):
             typer.echo(
                 f"Price API at {gateway.url}/ (web page), {gateway.url}/docs\n"

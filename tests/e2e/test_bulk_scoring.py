@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from contracts.compute import host_cpus
 from contracts.names import SCORING_RESULTS_PREFIX, SCORING_WORK_PREFIX, StageNames
 from contracts.schema import FEATURE_NAMES, scored_columns
-from local_emulation.cli import app, start_gateway
+from local_emulation.cli import app, session_gateway
 from local_emulation.processes import free_port
 from local_emulation.provision import client
 from local_emulation.session import Session, open_session
@@ -142,7 +142,7 @@ def test_prices_equal_the_rest_api_to_the_cent_and_explanations_multiply_back(
         io.BytesIO(_read(production, f"{SCORING_RESULTS_PREFIX}{summary['name']}/prices.parquet"))
     )
     from_api: list[float] = []
-    with start_gateway(production, free_port(), workers=1) as gateway:
+    with session_gateway(production, free_port(), workers=1) as gateway:
         for start in range(0, GOOD_ROWS, 10_000):
             body = good.iloc[start : start + 10_000].loc[:, list(FEATURE_NAMES)].to_csv(index=False)
             request = urllib.request.Request(
