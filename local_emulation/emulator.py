@@ -46,7 +46,7 @@ from contracts.settings import Settings
 from local_emulation.background import BackgroundThreads
 from local_emulation.codedeploy import LocalCodeDeploy
 from local_emulation.lambda_executor import ConcurrencyLimitError, Invocation, LambdaExecutor
-from local_emulation.processes import free_port, require_free_port
+from local_emulation.processes import PortInUseError, free_port, require_free_port
 from local_emulation.training_runner import JobOutcome, JobSpec, TrainingRunner
 from local_emulation.transform_runner import TransformOutcome, TransformRunner, spec_from_job
 
@@ -475,7 +475,11 @@ class EmbeddedEmulator:
     def start(self) -> EmbeddedEmulator:
         from moto.server import ThreadedMotoServer
 
-        require_free_port(self.port, "the embedded AWS emulator")
+        try:
+            require_free_port(self.port, "the embedded AWS emulator")
+        except PortInUseError:
+            self.discard_work_dir()  # made in __init__; nothing else was started
+            raise
         self._set_environment()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()

@@ -122,7 +122,7 @@ def test_demo_on_a_taken_port_says_so_at_once_instead_of_hanging(
         demo = subprocess.run(
             [*FACET, "demo", "--exit", *(x for pair in ports.items() for x in pair)],
             cwd=tmp_path,
-            env=_environment(),
+            env=_environment(TMPDIR=str(tmp_path)),
             capture_output=True,
             text=True,
             timeout=60,
@@ -133,6 +133,8 @@ def test_demo_on_a_taken_port_says_so_at_once_instead_of_hanging(
     assert f"port {busy} on 127.0.0.1 ({named}) is in use" in demo.stderr
     assert "Traceback" not in demo.stdout + demo.stderr
     assert "resources provisioned" not in demo.stdout
+    # AND leaves no emulator work directory behind
+    assert list(tmp_path.glob("facet-emulator-*")) == []
     assert time.monotonic() - started < 30
 
 
